@@ -1,0 +1,5 @@
+//! tickmux: a terminal market monitor with a shared-feed engine for Indian-broker market data.
+
+pub mod adapters;
+pub mod model;
+pub mod secret;
