@@ -1,5 +1,7 @@
 //! tickmux: a terminal market monitor with a shared-feed engine for Indian-broker market data.
 
 pub mod adapters;
+pub mod config;
+pub mod engine;
 pub mod model;
 pub mod secret;
