@@ -3,5 +3,6 @@
 pub mod adapters;
 pub mod config;
 pub mod engine;
+pub mod instruments;
 pub mod model;
 pub mod secret;

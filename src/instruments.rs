@@ -1,0 +1,150 @@
+//! Instrument master: resolves what users type (`NSE:INFY`, `NSE:NIFTY 50`, or a raw broker
+//! token `NSE:408065`) to instruments, from the broker's master fetched over REST.
+
+use crate::adapters::{Adapter, Credentials, Endpoints};
+use crate::model::{FeedKey, Instrument, parse_symbol};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Instruments by `EXCHANGE:SYMBOL` and by feed key.
+#[derive(Debug, Default, Clone)]
+pub struct InstrumentMaster {
+    by_name: HashMap<(String, String), Arc<Instrument>>,
+    by_key: HashMap<FeedKey, Arc<Instrument>>,
+}
+
+impl InstrumentMaster {
+    /// Build from parsed instruments (first occurrence of a name wins).
+    pub fn new(list: Vec<Instrument>) -> InstrumentMaster {
+        let mut m = InstrumentMaster::default();
+        for i in list {
+            let i = Arc::new(i);
+            m.by_name
+                .entry((i.exchange.clone(), i.symbol.clone()))
+                .or_insert_with(|| i.clone());
+            m.by_key.entry(i.key).or_insert(i);
+        }
+        m
+    }
+
+    /// Fetch and parse the broker's master over REST.
+    pub async fn fetch(
+        adapter: &dyn Adapter,
+        endpoints: &Endpoints,
+        creds: &Credentials,
+    ) -> anyhow::Result<InstrumentMaster> {
+        let url = format!(
+            "{}{}",
+            endpoints.rest_url.trim_end_matches('/'),
+            adapter.instruments_path()
+        );
+        let (_, headers) = adapter.token_check_request(creds);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let mut req = client.get(&url);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| {
+            anyhow::anyhow!(
+                "could not fetch the instrument master: {}",
+                crate::secret::redact(&e.to_string())
+            )
+        })?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            anyhow::bail!("instrument master: HTTP {status}");
+        }
+        let list = adapter
+            .parse_instruments(&text)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        Ok(InstrumentMaster::new(list))
+    }
+
+    /// Resolve one `EXCHANGE:SYMBOL` (or `EXCHANGE:TOKEN`).
+    pub fn resolve(&self, s: &str) -> Result<Arc<Instrument>, String> {
+        let (ex, sym) = parse_symbol(s)?;
+        if let Some(i) = self.by_name.get(&(ex.clone(), sym.clone())) {
+            return Ok(i.clone());
+        }
+        if let Ok(tok) = sym.parse::<u32>() {
+            if let Some(i) = self.by_key.values().find(|i| i.key.token == tok && i.exchange == ex)
+            {
+                return Ok(i.clone());
+            }
+            // A raw token the master does not list: trust the user, keyed the broker's way.
+            return Ok(Arc::new(Instrument {
+                exchange: ex,
+                symbol: sym,
+                key: FeedKey::kite(tok),
+            }));
+        }
+        Err(format!("{ex}:{sym}: unknown instrument (not in the instrument master)"))
+    }
+
+    /// Resolve many; each item succeeds or fails on its own.
+    pub fn resolve_all<'a>(
+        &self,
+        items: impl IntoIterator<Item = &'a str>,
+    ) -> (Vec<Arc<Instrument>>, Vec<String>) {
+        let mut ok = Vec::new();
+        let mut errs = Vec::new();
+        for s in items {
+            match self.resolve(s) {
+                Ok(i) => ok.push(i),
+                Err(e) => errs.push(e),
+            }
+        }
+        (ok, errs)
+    }
+
+    /// Look up by feed key.
+    pub fn by_key(&self, k: &FeedKey) -> Option<&Arc<Instrument>> {
+        self.by_key.get(k)
+    }
+
+    /// Number of instruments.
+    pub fn len(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn master() -> InstrumentMaster {
+        InstrumentMaster::new(vec![
+            Instrument {
+                exchange: "NSE".into(),
+                symbol: "INFY".into(),
+                key: FeedKey::kite(408065),
+            },
+            Instrument {
+                exchange: "NSE".into(),
+                symbol: "NIFTY 50".into(),
+                key: FeedKey::kite(256265),
+            },
+        ])
+    }
+
+    #[test]
+    fn resolves_names_tokens_and_reports_unknowns() {
+        let m = master();
+        assert_eq!(m.resolve("nse:infy").unwrap().key.token, 408065);
+        assert_eq!(m.resolve("NSE:NIFTY 50").unwrap().key.token, 256265);
+        assert_eq!(m.resolve("NSE:408065").unwrap().symbol, "INFY");
+        let (ok, errs) = m.resolve_all(["NSE:INFY", "NSE:NOPE", "bad"]);
+        assert_eq!(ok.len(), 1);
+        assert_eq!(errs.len(), 2);
+        assert!(errs[0].contains("NSE:NOPE"));
+    }
+}
