@@ -414,7 +414,10 @@ async fn f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desire
         match round % 3 {
             0 => rig.ctl.inject(Fault::Reset, None),
             1 => rig.ctl.inject(Fault::Close { code: 1000 }, None),
-            _ => rig.ctl.inject(Fault::AcceptThenClose, Some(Duration::from_millis(150))),
+            _ => {
+                rig.ctl.inject(Fault::AcceptThenClose, Some(Duration::from_millis(150)));
+                rig.ctl.inject(Fault::Close { code: 1000 }, None);
+            }
         }
         for _ in 0..8 {
             let c = rng.random_range(0..2usize);
