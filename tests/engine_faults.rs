@@ -682,3 +682,46 @@ async fn last_consumer_leaving_closes_the_connection_under_disconnect_policy() {
         .unwrap();
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn slow_stream_consumer_is_conflated_and_never_slows_others() {
+    let rig = Rig::start().await;
+    let names = ["NSE:INFY", "NSE:RELIANCE", "NSE:TCS"];
+    let stalled = rig.engine.stream_with_capacity(8).await.unwrap();
+    stalled.subscribe(rig.inst(&names), Mode::Quote).await.unwrap();
+    let reader = rig.engine.stream_with_capacity(8).await.unwrap();
+    reader.subscribe(rig.inst(&names), Mode::Quote).await.unwrap();
+    rig.wait_live(1).await;
+    // The reader keeps up and sees every tick; the stalled one never reads.
+    let mut got = 0u64;
+    let target = rig.health().borrow().ticks_total + 400;
+    while got < 400 || rig.health().borrow().ticks_total < target {
+        tokio::time::timeout(WAIT, reader.recv()).await.unwrap().unwrap();
+        got += 1;
+    }
+    assert_eq!(reader.dropped(), 0, "the fast consumer lost nothing");
+    // The stalled consumer's queue is bounded (8 + one latest value per instrument) and it
+    // holds the latest value of every instrument; everything else is counted as dropped.
+    let mut pending = Vec::new();
+    while let Some(it) = stalled.try_recv() {
+        pending.push(it);
+    }
+    assert!(pending.len() <= 8 + names.len(), "{} pending", pending.len());
+    let dropped = stalled.dropped();
+    let total = rig
+        .wait_health("health caught up", |h| h.stream_drops >= dropped)
+        .await
+        .ticks_total;
+    assert!(dropped > 0);
+    assert!(dropped + pending.len() as u64 <= total, "{dropped} + {} > {total}", pending.len());
+    for n in names {
+        let key = rig.inst(&[n])[0].key;
+        let last = pending.iter().rev().find(|i| i.tick.key == key).expect(n);
+        let book = rig.engine.book().get(&key).unwrap();
+        // The stalled consumer's last value for each instrument is at most a few ticks behind
+        // the book (ticks keep arriving while we read), never an old queued one.
+        assert!(last.read_at >= book.updated - Duration::from_millis(500), "{n}");
+    }
+    rig.wait_health("drops shown in health", |h| h.stream_drops > 0).await;
+    rig.stop().await;
+}
