@@ -77,7 +77,7 @@ impl EngineConfig {
             quality_window: Duration::from_secs(60),
             validate_token: true,
             idle_policy: IdlePolicy::Disconnect,
-            seed: 0x7469_636b_6d75_78,
+            seed: 0x0074_6963_6b6d_7578,
             health_interval: Duration::from_millis(500),
             stream_capacity: 4096,
         }

@@ -213,7 +213,7 @@ impl EngineTask {
                     self.error(kind, &text);
                     self.event("connect_failed", format!("{}: {text}", kind.as_str()));
                     if kind == ErrorKind::Auth {
-                        self.to_token_invalid(text);
+                        self.enter_token_invalid(text);
                         continue;
                     }
                     self.wait_backoff(&mut health_tick).await;
@@ -238,7 +238,7 @@ impl EngineTask {
                     self.error(kind, &text);
                     self.event("disconnected", format!("{}: {text}", kind.as_str()));
                     if kind == ErrorKind::Auth {
-                        self.to_token_invalid(text);
+                        self.enter_token_invalid(text);
                         continue;
                     }
                     self.wait_backoff(&mut health_tick).await;
@@ -254,7 +254,7 @@ impl EngineTask {
         }
     }
 
-    fn to_token_invalid(&mut self, text: String) {
+    fn enter_token_invalid(&mut self, text: String) {
         self.token_invalid = true;
         self.token_checked = false;
         self.event(
@@ -423,7 +423,7 @@ impl EngineTask {
                 TokenCheck::Invalid(msg) => {
                     let msg = redact(&msg);
                     self.error(ErrorKind::Auth, &msg);
-                    self.to_token_invalid(msg);
+                    self.enter_token_invalid(msg);
                     Ok(false)
                 }
                 TokenCheck::Unknown(msg) => {
@@ -509,7 +509,7 @@ impl EngineTask {
                     .unwrap_or_default();
                 (
                     self.adapter.classify_rejection(status),
-                    redact(&format!("upgrade rejected: HTTP {status} {body}").trim().to_string()),
+                    redact(format!("upgrade rejected: HTTP {status} {body}").trim()),
                 )
             }
             tungstenite::Error::Io(io) => (ErrorKind::Connect, redact(&io.to_string())),
@@ -544,19 +544,13 @@ impl EngineTask {
             next_at_unix_ms: now_unix_ms() + delay.as_millis() as i64,
         });
         self.set_state(EngineState::Backoff);
-        loop {
-            let w = self
-                .wait_until(Some(next_at), health_tick, |s| {
-                    s.registry.consumer_count() == 0
-                })
-                .await;
-            match w {
-                Wake::Force | Wake::Creds => {
-                    self.backoff.reset();
-                    break;
-                }
-                Wake::Timer | Wake::Stop | Wake::Changed => break,
-            }
+        let w = self
+            .wait_until(Some(next_at), health_tick, |s| {
+                s.registry.consumer_count() == 0
+            })
+            .await;
+        if matches!(w, Wake::Force | Wake::Creds) {
+            self.backoff.reset();
         }
         self.h.backoff = None;
     }
