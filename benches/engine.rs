@@ -125,15 +125,19 @@ async fn fanout(consumers: usize, instruments: u32, rate: u32, secs: u64) {
         tasks.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
             let mut n = 0u64;
+            let mut batch = Vec::with_capacity(1024);
             loop {
                 tokio::select! {
-                    it = c.recv() => {
-                        let Some(it) = it else { break };
+                    got = c.recv_many(&mut batch, 1024) => {
+                        if got == 0 { break; }
                         if measuring.load(std::sync::atomic::Ordering::Relaxed) {
-                            let ns = it.read_at.elapsed().as_nanos() as u64;
-                            let _ = h.record(ns.max(1));
-                            n += 1;
+                            for it in &batch {
+                                let ns = it.read_at.elapsed().as_nanos() as u64;
+                                let _ = h.record(ns.max(1));
+                            }
+                            n += batch.len() as u64;
                         }
+                        batch.clear();
                     }
                     _ = stop.changed() => break,
                 }
@@ -201,8 +205,12 @@ async fn recovery() {
         tickmux::sim::clear_remote(&sim.control_url).await.unwrap();
         let mut h = e.health();
         // Skip attempts that started before the clear took effect.
-        h.wait_for(|h| h.state == EngineState::Backoff).await.unwrap();
-        h.wait_for(|h| h.state != EngineState::Backoff).await.unwrap();
+        h.wait_for(|h| h.state == EngineState::Backoff)
+            .await
+            .unwrap();
+        h.wait_for(|h| h.state != EngineState::Backoff)
+            .await
+            .unwrap();
         let fired = Instant::now();
         h.wait_for(|h| h.state == EngineState::Live || h.state == EngineState::Backoff)
             .await
@@ -241,9 +249,9 @@ async fn recovery() {
             .unwrap();
         let mut h = e.health();
         h.wait_for(|h| {
-            h.last_error
-                .as_ref()
-                .is_some_and(|e| e.kind == ErrorKind::TransportStall && h.state != EngineState::Live)
+            h.last_error.as_ref().is_some_and(|e| {
+                e.kind == ErrorKind::TransportStall && h.state != EngineState::Live
+            })
         })
         .await
         .unwrap();
@@ -253,7 +261,10 @@ async fn recovery() {
     }
     println!(
         "blackhole detected after: {} s (transport_timeout 3 s; target ≤ 3 s + one check period)",
-        det.iter().map(|d| format!("{d:.2}")).collect::<Vec<_>>().join(", ")
+        det.iter()
+            .map(|d| format!("{d:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 
     // 3. Heartbeats-only stall detection with the default stale_after (10 s).
@@ -271,13 +282,19 @@ async fn recovery() {
     }
     println!(
         "heartbeats-only stall detected after: {} s (stale_after 10 s; target ≤ 11 s)",
-        det.iter().map(|d| format!("{d:.2}")).collect::<Vec<_>>().join(", ")
+        det.iter()
+            .map(|d| format!("{d:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     e.shutdown().await;
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let want = |name: &str| args.is_empty() || args.iter().any(|a| a == name);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -71,7 +71,10 @@ impl InstrumentMaster {
             return Ok(i.clone());
         }
         if let Ok(tok) = sym.parse::<u32>() {
-            if let Some(i) = self.by_key.values().find(|i| i.key.token == tok && i.exchange == ex)
+            if let Some(i) = self
+                .by_key
+                .values()
+                .find(|i| i.key.token == tok && i.exchange == ex)
             {
                 return Ok(i.clone());
             }
@@ -82,7 +85,9 @@ impl InstrumentMaster {
                 key: FeedKey::kite(tok),
             }));
         }
-        Err(format!("{ex}:{sym}: unknown instrument (not in the instrument master)"))
+        Err(format!(
+            "{ex}:{sym}: unknown instrument (not in the instrument master)"
+        ))
     }
 
     /// Resolve many; each item succeeds or fails on its own.

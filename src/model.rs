@@ -248,7 +248,9 @@ pub fn parse_symbol(s: &str) -> Result<(String, String), String> {
         return Err(format!("{s:?}: expected EXCHANGE:SYMBOL, e.g. NSE:INFY"));
     }
     if !ex.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(format!("{s:?}: exchange {ex:?} is not a valid exchange code"));
+        return Err(format!(
+            "{s:?}: exchange {ex:?} is not a valid exchange code"
+        ));
     }
     Ok((ex, sym))
 }
@@ -259,7 +261,15 @@ mod tests {
 
     #[test]
     fn price_matches_plain_division_for_every_divisor() {
-        for raw in [157315i64, 832512500, 832575, 1, 0, 4_294_967_295, 99_999_999] {
+        for raw in [
+            157315i64,
+            832512500,
+            832575,
+            1,
+            0,
+            4_294_967_295,
+            99_999_999,
+        ] {
             for div in [100i64, 10_000, 10_000_000] {
                 assert_eq!(
                     Price::from_raw(raw, div).to_f64(),

@@ -25,7 +25,10 @@ fn python() -> String {
 fn official_kiteconnect_client_receives_ticks_and_recovers_after_a_drop() {
     let py = python();
     let probe = Command::new(&py)
-        .args(["-c", "import kiteconnect, sys; print(kiteconnect.__version__)"])
+        .args([
+            "-c",
+            "import kiteconnect, sys; print(kiteconnect.__version__)",
+        ])
         .output()
         .expect("python runs");
     assert!(
@@ -47,10 +50,19 @@ fn official_kiteconnect_client_receives_ticks_and_recovers_after_a_drop() {
     let v: serde_json::Value = serde_json::from_str(&line).expect("sim prints a JSON line");
     let s = |k: &str| v[k].as_str().unwrap().to_string();
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/kite_ticker.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/conformance/kite_ticker.py"
+    );
     let mut child = Command::new(&py)
         .arg(script)
-        .args([s("ws_url"), s("rest_url"), s("control_url"), s("api_key"), s("access_token")])
+        .args([
+            s("ws_url"),
+            s("rest_url"),
+            s("control_url"),
+            s("api_key"),
+            s("access_token"),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -29,7 +29,10 @@ fn track_connections(rig: &Rig) -> Arc<AtomicUsize> {
     let ctl = rig.ctl.clone();
     tokio::spawn(async move {
         loop {
-            let n = h.borrow().upstream_connections.max(ctl.stats().open_connections);
+            let n = h
+                .borrow()
+                .upstream_connections
+                .max(ctl.stats().open_connections);
             m.fetch_max(n, Ordering::Relaxed);
             if h.changed().await.is_err() {
                 break;
@@ -39,7 +42,9 @@ fn track_connections(rig: &Rig) -> Arc<AtomicUsize> {
     max
 }
 
-async fn standard_subscriptions(rig: &Rig) -> (tickmux::engine::Consumer, tickmux::engine::Consumer) {
+async fn standard_subscriptions(
+    rig: &Rig,
+) -> (tickmux::engine::Consumer, tickmux::engine::Consumer) {
     let a = rig.engine.stream().await.unwrap();
     let b = rig.engine.stream().await.unwrap();
     a.subscribe(rig.inst(&["NSE:INFY", "NSE:NIFTY 50"]), Mode::Quote)
@@ -48,12 +53,18 @@ async fn standard_subscriptions(rig: &Rig) -> (tickmux::engine::Consumer, tickmu
     b.subscribe(rig.inst(&["NSE:RELIANCE"]), Mode::Depth)
         .await
         .unwrap();
-    b.subscribe(rig.inst(&["NSE:INFY"]), Mode::Ltp).await.unwrap();
+    b.subscribe(rig.inst(&["NSE:INFY"]), Mode::Ltp)
+        .await
+        .unwrap();
     (a, b)
 }
 
 fn standard_want() -> BTreeMap<u32, Mode> {
-    want(&[(INFY, Mode::Quote), (NIFTY, Mode::Quote), (RELIANCE, Mode::Depth)])
+    want(&[
+        (INFY, Mode::Quote),
+        (NIFTY, Mode::Quote),
+        (RELIANCE, Mode::Depth),
+    ])
 }
 
 /// A drop of the live connection: reconnect, full re-subscribe with modes, live only after
@@ -80,7 +91,11 @@ async fn drop_and_recover(fault: Fault) {
     while let Ok(e) = events.try_recv() {
         seen.push(e.kind);
     }
-    let pos = |k: &str| seen.iter().rposition(|s| *s == k).unwrap_or_else(|| panic!("{k} in {seen:?}"));
+    let pos = |k: &str| {
+        seen.iter()
+            .rposition(|s| *s == k)
+            .unwrap_or_else(|| panic!("{k} in {seen:?}"))
+    };
     assert!(pos("disconnected") < pos("connected"), "{seen:?}");
     assert!(pos("connected") < pos("resubscribed"), "{seen:?}");
     assert!(pos("resubscribed") < pos("live"), "{seen:?}");
@@ -117,15 +132,23 @@ async fn f03_blackhole_trips_transport_watchdog_and_recovers() {
     rig.ctl.inject(Fault::Blackhole, None);
     let h = rig
         .wait_health("transport stall detected", |h| {
-            h.last_error.as_ref().is_some_and(|e| e.kind == ErrorKind::TransportStall)
+            h.last_error
+                .as_ref()
+                .is_some_and(|e| e.kind == ErrorKind::TransportStall)
         })
         .await;
     // Detected after the threshold (400 ms), not before; the benchmark measures how soon.
-    assert!(t0.elapsed() >= Duration::from_millis(390), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(390),
+        "{:?}",
+        t0.elapsed()
+    );
     assert!(h.reconnects >= 1);
     // While the partition lasts, new attempts hang at the handshake and time out.
     rig.wait_health("handshake timeout during partition", |h| {
-        h.last_error.as_ref().is_some_and(|e| e.kind == ErrorKind::Timeout)
+        h.last_error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::Timeout)
     })
     .await;
     rig.ctl.clear();
@@ -146,11 +169,17 @@ async fn f04_heartbeats_only_goes_stale_resubscribes_then_reconnects() {
         .wait_health("stale", |h| h.state == EngineState::Stale)
         .await;
     assert_eq!(h.stale_events, 1);
-    assert_eq!(h.reconnects, 0, "stale first re-subscribes on the same connection");
+    assert_eq!(
+        h.reconnects, 0,
+        "stale first re-subscribes on the same connection"
+    );
     // The re-subscribe reached the server on the same connection.
     let ctl = rig.ctl.clone();
     poll(WAIT, "re-subscribe on the same connection", move || {
-        ctl.stats().connections.first().is_some_and(|c| c.subscribe_messages > subs_before)
+        ctl.stats()
+            .connections
+            .first()
+            .is_some_and(|c| c.subscribe_messages > subs_before)
     })
     .await
     .unwrap();
@@ -176,13 +205,19 @@ async fn f05_quiet_instrument_or_closed_market_never_trips_data_watchdog() {
     rig.wait_live(1).await;
     // One quiet instrument among ticking ones.
     rig.ctl.inject(Fault::Quiet { tokens: vec![INFY] }, None);
-    let infy_count = rig.engine.book().get(&rig.inst(&["NSE:INFY"])[0].key).unwrap().count;
+    let infy_count = rig
+        .engine
+        .book()
+        .get(&rig.inst(&["NSE:INFY"])[0].key)
+        .unwrap()
+        .count;
     // Let three stale_after periods pass while RELIANCE keeps ticking.
     let rel = rig.inst(&["NSE:RELIANCE"])[0].key;
     let start = rig.engine.book().get(&rel).unwrap().updated;
     let book = rig.engine.book().clone();
     poll(WAIT, "three stale periods of RELIANCE ticks", move || {
-        book.get(&rel).is_some_and(|e| e.updated.duration_since(start) >= Duration::from_millis(1800))
+        book.get(&rel)
+            .is_some_and(|e| e.updated.duration_since(start) >= Duration::from_millis(1800))
     })
     .await
     .unwrap();
@@ -191,8 +226,15 @@ async fn f05_quiet_instrument_or_closed_market_never_trips_data_watchdog() {
     assert_eq!(h.stale_events, 0);
     assert_eq!(h.reconnects, 0);
     // Per-instrument age is visible: INFY's entry stopped updating.
-    let infy = rig.engine.book().get(&rig.inst(&["NSE:INFY"])[0].key).unwrap();
-    assert!(infy.count <= infy_count + 2, "quiet instrument kept ticking");
+    let infy = rig
+        .engine
+        .book()
+        .get(&rig.inst(&["NSE:INFY"])[0].key)
+        .unwrap();
+    assert!(
+        infy.count <= infy_count + 2,
+        "quiet instrument kept ticking"
+    );
     assert!(infy.updated.elapsed() >= Duration::from_millis(1000));
 
     // Market closed: heartbeats only, no ticks at all → still no stale, no reconnect.
@@ -222,7 +264,11 @@ async fn f06_acked_but_silent_is_detected_counted_and_recovered() {
         .await;
     assert_eq!(h.last_error.as_ref().unwrap().kind, ErrorKind::DataStale);
     rig.ctl.clear();
-    let h = rig.wait_health("live after the fault clears", |h| h.state == EngineState::Live).await;
+    let h = rig
+        .wait_health("live after the fault clears", |h| {
+            h.state == EngineState::Live
+        })
+        .await;
     assert!(h.stale_events >= 1);
     rig.wait_sim_subscriptions(&standard_want()).await;
     rig.stop().await;
@@ -235,7 +281,9 @@ async fn f07_hanging_handshake_times_out_and_backs_off() {
     let (_a, _b) = standard_subscriptions(&rig).await;
     let h = rig
         .wait_health("second attempt timed out", |h| {
-            h.last_error.as_ref().is_some_and(|e| e.kind == ErrorKind::Timeout)
+            h.last_error
+                .as_ref()
+                .is_some_and(|e| e.kind == ErrorKind::Timeout)
                 && h.backoff.is_some_and(|b| b.attempt >= 2)
         })
         .await;
@@ -261,18 +309,28 @@ async fn f08_accept_then_close_backs_off_without_hot_loop() {
         })
         .await;
         let b = s.backoff.unwrap();
-        assert_eq!(b.attempt, last_attempt + 1, "attempts never reset without a tick");
+        assert_eq!(
+            b.attempt,
+            last_attempt + 1,
+            "attempts never reset without a tick"
+        );
         last_attempt = b.attempt;
         delays.push(b.delay_ms);
     }
     // 40 ms base, x2, 20 % jitter, cap 400: 32-40, 64-80, 128-160, 256-320, 320-400.
     for (i, d) in delays.iter().enumerate() {
         let nominal = (40u64 << i).min(400);
-        assert!(*d <= nominal && *d >= nominal * 8 / 10 - 1, "attempt {i}: {d} ms vs {nominal}");
+        assert!(
+            *d <= nominal && *d >= nominal * 8 / 10 - 1,
+            "attempt {i}: {d} ms vs {nominal}"
+        );
     }
     // The connect rate is bounded by the delays: no more upgrades than attempts (+1).
     let up = rig.ctl.stats().upgrades;
-    assert!(up <= last_attempt as u64 + 2, "{up} upgrades for {last_attempt} attempts");
+    assert!(
+        up <= last_attempt as u64 + 2,
+        "{up} upgrades for {last_attempt} attempts"
+    );
     rig.ctl.clear();
     let h = rig.wait_live(2).await;
     assert!(h.backoff.is_none());
@@ -300,7 +358,10 @@ async fn f09_rejected_token_stops_retrying_and_resumes_on_new_token() {
     assert_eq!(rig.health().borrow().state, EngineState::TokenInvalid);
     // A new token arrives (the fault clears as a rotated token would be accepted).
     rig.ctl.clear();
-    rig.engine.set_credentials(sim_creds(&rig.sim_cfg)).await.unwrap();
+    rig.engine
+        .set_credentials(sim_creds(&rig.sim_cfg))
+        .await
+        .unwrap();
     rig.wait_live(1).await;
     rig.stop().await;
 }
@@ -311,7 +372,9 @@ async fn f09_rejected_token_on_rest_check_never_opens_the_socket() {
     rig.ctl.inject(Fault::Reject403, None);
     let (_a, _b) = standard_subscriptions(&rig).await;
     let h = rig
-        .wait_health("token_invalid from the REST check", |h| h.state == EngineState::TokenInvalid)
+        .wait_health("token_invalid from the REST check", |h| {
+            h.state == EngineState::TokenInvalid
+        })
         .await;
     assert!(h.last_error.unwrap().text.contains("TokenException"));
     assert_eq!(rig.ctl.stats().accepted_tcp, 0);
@@ -329,7 +392,9 @@ async fn f11_connection_limit_backs_off_with_cap_and_one_upstream() {
     let h = rig
         .wait_health("backoff reaches the cap under 429", |h| {
             h.backoff.is_some_and(|b| b.attempt >= 6)
-                && h.last_error.as_ref().is_some_and(|e| e.kind == ErrorKind::RateLimited)
+                && h.last_error
+                    .as_ref()
+                    .is_some_and(|e| e.kind == ErrorKind::RateLimited)
         })
         .await;
     assert!(h.backoff.unwrap().delay_ms <= 400);
@@ -344,14 +409,17 @@ async fn f11_connection_limit_backs_off_with_cap_and_one_upstream() {
 #[tokio::test]
 async fn f14_rejected_subscription_leaves_others_and_is_retried() {
     let rig = Rig::start().await;
-    rig.ctl.inject(Fault::RejectTokens { tokens: vec![INFY] }, None);
+    rig.ctl
+        .inject(Fault::RejectTokens { tokens: vec![INFY] }, None);
     let c = rig.engine.stream().await.unwrap();
     c.subscribe(rig.inst(&["NSE:INFY", "NSE:RELIANCE"]), Mode::Quote)
         .await
         .unwrap();
     let h = rig
         .wait_health("server error surfaced", |h| {
-            h.last_error.as_ref().is_some_and(|e| e.kind == ErrorKind::Server)
+            h.last_error
+                .as_ref()
+                .is_some_and(|e| e.kind == ErrorKind::Server)
         })
         .await;
     assert_eq!(h.desired, 2, "the rejected instrument stays desired");
@@ -383,7 +451,9 @@ async fn f15_unsubscribed_before_disconnect_is_not_resubscribed() {
     let rig = Rig::start().await;
     let (a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
-    a.unsubscribe(vec![rig.inst(&["NSE:NIFTY 50"])[0].key]).await.unwrap();
+    a.unsubscribe(vec![rig.inst(&["NSE:NIFTY 50"])[0].key])
+        .await
+        .unwrap();
     let w = want(&[(INFY, Mode::Quote), (RELIANCE, Mode::Depth)]);
     rig.wait_sim_subscriptions(&w).await;
     rig.ctl.inject(Fault::Reset, None);
@@ -397,13 +467,24 @@ async fn f15_unsubscribed_before_disconnect_is_not_resubscribed() {
 #[tokio::test]
 async fn f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desired() {
     let rig = Rig::start().await;
-    let consumers = [rig.engine.stream().await.unwrap(), rig.engine.stream().await.unwrap()];
+    let consumers = [
+        rig.engine.stream().await.unwrap(),
+        rig.engine.stream().await.unwrap(),
+    ];
     let names = [
-        "NSE:INFY", "NSE:RELIANCE", "NSE:TCS", "NSE:HDFCBANK", "NSE:NIFTY 50", "NSE:NIFTY BANK",
+        "NSE:INFY",
+        "NSE:RELIANCE",
+        "NSE:TCS",
+        "NSE:HDFCBANK",
+        "NSE:NIFTY 50",
+        "NSE:NIFTY BANK",
     ];
     let mut model: [BTreeMap<u32, Mode>; 2] = Default::default();
     let mut rng = SmallRng::seed_from_u64(16);
-    consumers[0].subscribe(rig.inst(&names[..2]), Mode::Ltp).await.unwrap();
+    consumers[0]
+        .subscribe(rig.inst(&names[..2]), Mode::Ltp)
+        .await
+        .unwrap();
     for n in &names[..2] {
         model[0].insert(rig.inst(&[n])[0].key.token, Mode::Ltp);
     }
@@ -415,7 +496,8 @@ async fn f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desire
             0 => rig.ctl.inject(Fault::Reset, None),
             1 => rig.ctl.inject(Fault::Close { code: 1000 }, None),
             _ => {
-                rig.ctl.inject(Fault::AcceptThenClose, Some(Duration::from_millis(150)));
+                rig.ctl
+                    .inject(Fault::AcceptThenClose, Some(Duration::from_millis(150)));
                 rig.ctl.inject(Fault::Close { code: 1000 }, None);
             }
         }
@@ -428,7 +510,10 @@ async fn f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desire
                 consumers[c].subscribe(rig.inst(&[n]), m).await.unwrap();
                 model[c].insert(tok, m);
             } else {
-                consumers[c].unsubscribe(vec![rig.inst(&[n])[0].key]).await.unwrap();
+                consumers[c]
+                    .unsubscribe(vec![rig.inst(&[n])[0].key])
+                    .await
+                    .unwrap();
                 model[c].remove(&tok);
             }
         }
@@ -452,7 +537,9 @@ async fn f17_fifty_seeded_drop_cycles_keep_applied_equal_desired() {
     let rig = Rig::start().await;
     let (a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
-    let tasks_before = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let tasks_before = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
     let mut rng = SmallRng::seed_from_u64(17);
     for cycle in 0..50u64 {
         let fault = match rng.random_range(0..3) {
@@ -467,12 +554,17 @@ async fn f17_fifty_seeded_drop_cycles_keep_applied_equal_desired() {
         let s = rig.ctl.stats();
         assert_eq!(s.open_connections, 1, "cycle {cycle}");
         let c = &s.connections[0];
-        assert_eq!(c.duplicate_subscribes, 0, "cycle {cycle}: duplicate subscriptions {c:?}");
+        assert_eq!(
+            c.duplicate_subscribes, 0,
+            "cycle {cycle}: duplicate subscriptions {c:?}"
+        );
         assert_eq!(c.tokens_subscribed_total, 3, "cycle {cycle}: {c:?}");
         // The consumer's queue stays bounded whatever happens.
         while a.try_recv().is_some() {}
     }
-    let tasks_after = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let tasks_after = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
     assert!(
         tasks_after <= tasks_before + 2,
         "tasks grew from {tasks_before} to {tasks_after}"
@@ -483,12 +575,18 @@ async fn f17_fifty_seeded_drop_cycles_keep_applied_equal_desired() {
 #[tokio::test]
 async fn f18_shutdown_during_connect_or_long_backoff_returns_promptly() {
     // During a hanging connect.
-    let rig = Rig::start_with(sim_config(), |c| c.connect_timeout = Duration::from_secs(30)).await;
+    let rig = Rig::start_with(sim_config(), |c| {
+        c.connect_timeout = Duration::from_secs(30)
+    })
+    .await;
     rig.ctl.inject(Fault::HangHandshake, None);
     let (_a, _b) = standard_subscriptions(&rig).await;
-    rig.wait_health("connecting", |h| h.state == EngineState::Connecting).await;
+    rig.wait_health("connecting", |h| h.state == EngineState::Connecting)
+        .await;
     let ctl = rig.ctl.clone();
-    poll(WAIT, "TCP accepted", move || ctl.stats().accepted_tcp >= 1).await.unwrap();
+    poll(WAIT, "TCP accepted", move || ctl.stats().accepted_tcp >= 1)
+        .await
+        .unwrap();
     tokio::time::timeout(Duration::from_secs(2), rig.engine.shutdown())
         .await
         .expect("shutdown during a hanging connect returns promptly");
@@ -504,14 +602,20 @@ async fn f18_shutdown_during_connect_or_long_backoff_returns_promptly() {
     let (_a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
     rig.ctl.inject(Fault::Close { code: 1000 }, None);
-    rig.wait_health("long backoff", |h| h.backoff.is_some_and(|b| b.delay_ms >= 20_000))
-        .await;
+    rig.wait_health("long backoff", |h| {
+        h.backoff.is_some_and(|b| b.delay_ms >= 20_000)
+    })
+    .await;
     let accepted = rig.ctl.stats().accepted_tcp;
     tokio::time::timeout(Duration::from_secs(2), rig.engine.shutdown())
         .await
         .expect("shutdown during a 30 s backoff returns promptly");
     assert_eq!(rig.health().borrow().state, EngineState::Stopped);
-    assert_eq!(rig.ctl.stats().accepted_tcp, accepted, "no reconnect after shutdown");
+    assert_eq!(
+        rig.ctl.stats().accepted_tcp,
+        accepted,
+        "no reconnect after shutdown"
+    );
     rig.sim.shutdown().await;
 }
 
@@ -525,25 +629,24 @@ async fn f19_ticks_before_live_are_delivered_not_dropped() {
     rig.wait_live(1).await;
     rig.ctl.inject(Fault::Reset, None);
     rig.wait_live(2).await;
-    // Every tick the engine accepted (including the first frame of each connection, which
-    // arrives while the state is still `subscribing`) reached the consumer.
-    let mut got = 0u64;
+    // Stop the flow, wait until the engine's count stops moving, then compare: every tick
+    // the engine accepted (including the first frame of each connection, which arrives while
+    // the state is still `subscribing`) reached the consumer.
+    rig.ctl.inject(Fault::HeartbeatsOnly, None);
+    let mut h = rig.health();
     let engine_total = loop {
-        while c.try_recv().is_some() {
-            got += 1;
+        let before = h.borrow().ticks_total;
+        wait_health_ticks(&mut h, 10).await;
+        let after = h.borrow().ticks_total;
+        if after == before {
+            break after;
         }
-        let h = rig.health().borrow().clone();
-        if got == h.ticks_total {
-            break h.ticks_total;
-        }
-        tokio::time::timeout(WAIT, async {
-            if let Some(_it) = c.recv().await {
-                got += 1;
-            }
-        })
-        .await
-        .unwrap();
     };
+    let mut got = 0u64;
+    while c.try_recv().is_some() {
+        got += 1;
+    }
+    assert_eq!(got, engine_total);
     assert!(engine_total > 0);
     assert_eq!(c.dropped(), 0);
     rig.stop().await;
@@ -562,7 +665,8 @@ async fn f21_malformed_frames_are_counted_and_the_connection_kept() {
     assert_eq!(h.epoch, 1);
     assert_eq!(h.state, EngineState::Live);
     let ticks = h.ticks_total;
-    rig.wait_health("ticks keep flowing", |h| h.ticks_total > ticks + 50).await;
+    rig.wait_health("ticks keep flowing", |h| h.ticks_total > ticks + 50)
+        .await;
     rig.ctl.clear();
     rig.stop().await;
 }
@@ -572,7 +676,10 @@ async fn f27_network_down_at_startup_is_retried_with_backoff() {
     // Reserve two ports and leave them closed: nothing listens at startup.
     let ws = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (ws_port, http_port) = (ws.local_addr().unwrap().port(), http.local_addr().unwrap().port());
+    let (ws_port, http_port) = (
+        ws.local_addr().unwrap().port(),
+        http.local_addr().unwrap().port(),
+    );
     drop((ws, http));
     let mut sim_cfg = sim_config();
     sim_cfg.ws_port = ws_port;
@@ -601,9 +708,12 @@ async fn f27_network_down_at_startup_is_retried_with_backoff() {
     assert_eq!(h.last_error.unwrap().kind, ErrorKind::Connect);
     // The network comes up.
     let sim = Sim::start(sim_cfg).await.unwrap();
-    wait_health(&mut engine.health(), WAIT, "live once the network is up", |h| {
-        h.state == EngineState::Live
-    })
+    wait_health(
+        &mut engine.health(),
+        WAIT,
+        "live once the network is up",
+        |h| h.state == EngineState::Live,
+    )
     .await;
     tokio::time::timeout(WAIT, c.recv()).await.unwrap().unwrap();
     engine.shutdown().await;
@@ -636,7 +746,8 @@ async fn many_consumers_share_one_upstream_connection() {
     // One consumer leaving does not stop the others' instruments (refcounts).
     let gone = cs.remove(0);
     drop(gone);
-    rig.wait_health("consumer reaped", |h| h.consumers == 19).await;
+    rig.wait_health("consumer reaped", |h| h.consumers == 19)
+        .await;
     assert_eq!(rig.health().borrow().desired, 4);
     assert_eq!(max_conns.load(Ordering::Relaxed), 1);
     rig.stop().await;
@@ -669,7 +780,9 @@ async fn subscribing_beyond_the_broker_limit_fails_clearly_and_applies_nothing()
 async fn last_consumer_leaving_closes_the_connection_under_disconnect_policy() {
     let rig = Rig::start().await;
     let c = rig.engine.stream().await.unwrap();
-    c.subscribe(rig.inst(&["NSE:INFY"]), Mode::Ltp).await.unwrap();
+    c.subscribe(rig.inst(&["NSE:INFY"]), Mode::Ltp)
+        .await
+        .unwrap();
     rig.wait_live(1).await;
     drop(c);
     rig.wait_health("idle without consumers", |h| {
@@ -677,9 +790,11 @@ async fn last_consumer_leaving_closes_the_connection_under_disconnect_policy() {
     })
     .await;
     let ctl = rig.ctl.clone();
-    poll(WAIT, "simulator sees the close", move || ctl.stats().open_connections == 0)
-        .await
-        .unwrap();
+    poll(WAIT, "simulator sees the close", move || {
+        ctl.stats().open_connections == 0
+    })
+    .await
+    .unwrap();
     rig.stop().await;
 }
 
@@ -688,15 +803,24 @@ async fn slow_stream_consumer_is_conflated_and_never_slows_others() {
     let rig = Rig::start().await;
     let names = ["NSE:INFY", "NSE:RELIANCE", "NSE:TCS"];
     let stalled = rig.engine.stream_with_capacity(8).await.unwrap();
-    stalled.subscribe(rig.inst(&names), Mode::Quote).await.unwrap();
+    stalled
+        .subscribe(rig.inst(&names), Mode::Quote)
+        .await
+        .unwrap();
     let reader = rig.engine.stream_with_capacity(8).await.unwrap();
-    reader.subscribe(rig.inst(&names), Mode::Quote).await.unwrap();
+    reader
+        .subscribe(rig.inst(&names), Mode::Quote)
+        .await
+        .unwrap();
     rig.wait_live(1).await;
     // The reader keeps up and sees every tick; the stalled one never reads.
     let mut got = 0u64;
     let target = rig.health().borrow().ticks_total + 400;
     while got < 400 || rig.health().borrow().ticks_total < target {
-        tokio::time::timeout(WAIT, reader.recv()).await.unwrap().unwrap();
+        tokio::time::timeout(WAIT, reader.recv())
+            .await
+            .unwrap()
+            .unwrap();
         got += 1;
     }
     assert_eq!(reader.dropped(), 0, "the fast consumer lost nothing");
@@ -706,22 +830,34 @@ async fn slow_stream_consumer_is_conflated_and_never_slows_others() {
     while let Some(it) = stalled.try_recv() {
         pending.push(it);
     }
-    assert!(pending.len() <= 8 + names.len(), "{} pending", pending.len());
+    assert!(
+        pending.len() <= 8 + names.len(),
+        "{} pending",
+        pending.len()
+    );
     let dropped = stalled.dropped();
     let total = rig
         .wait_health("health caught up", |h| h.stream_drops >= dropped)
         .await
         .ticks_total;
     assert!(dropped > 0);
-    assert!(dropped + pending.len() as u64 <= total, "{dropped} + {} > {total}", pending.len());
+    assert!(
+        dropped + pending.len() as u64 <= total,
+        "{dropped} + {} > {total}",
+        pending.len()
+    );
     for n in names {
         let key = rig.inst(&[n])[0].key;
         let last = pending.iter().rev().find(|i| i.tick.key == key).expect(n);
         let book = rig.engine.book().get(&key).unwrap();
         // The stalled consumer's last value for each instrument is at most a few ticks behind
         // the book (ticks keep arriving while we read), never an old queued one.
-        assert!(last.read_at >= book.updated - Duration::from_millis(500), "{n}");
+        assert!(
+            last.read_at >= book.updated - Duration::from_millis(500),
+            "{n}"
+        );
     }
-    rig.wait_health("drops shown in health", |h| h.stream_drops > 0).await;
+    rig.wait_health("drops shown in health", |h| h.stream_drops > 0)
+        .await;
     rig.stop().await;
 }

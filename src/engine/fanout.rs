@@ -14,8 +14,9 @@ use tokio::time::Instant;
 pub struct StreamItem {
     /// The instrument.
     pub instrument: Arc<Instrument>,
-    /// The tick, trimmed to the mode this consumer asked for.
-    pub tick: Tick,
+    /// The tick, trimmed to the mode this consumer asked for; shared by every consumer
+    /// wanting that mode (a full tick is ~400 bytes: never copied per consumer).
+    pub tick: Arc<Tick>,
     /// When the engine read the frame carrying it from the socket.
     pub read_at: Instant,
 }
@@ -70,41 +71,74 @@ impl Slot {
 
     /// Enqueue without ever waiting. Full queue → conflate per instrument (latest wins).
     pub fn push(&self, item: StreamItem) {
+        let mut one = vec![item];
+        self.push_many(&mut one);
+    }
+
+    /// Enqueue a frame's worth of items under one lock and one wake-up (drains `items`).
+    pub fn push_many(&self, items: &mut Vec<StreamItem>) {
         if !self.streaming || self.is_closed() {
+            items.clear();
             return;
         }
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let key = item.tick.key;
-        if let Some(slot) = g.overflow.get_mut(&key) {
-            *slot = item;
-            g.dropped += 1;
-        } else if g.queue.len() < self.cap {
-            g.queue.push_back(item);
-        } else {
-            g.overflow.insert(key, item);
-            g.order.push_back(key);
+        for item in items.drain(..) {
+            let key = item.tick.key;
+            if let Some(slot) = g.overflow.get_mut(&key) {
+                *slot = item;
+                g.dropped += 1;
+            } else if g.queue.len() < self.cap {
+                g.queue.push_back(item);
+            } else {
+                g.overflow.insert(key, item);
+                g.order.push_back(key);
+            }
         }
         drop(g);
         self.notify.notify_one();
     }
 
-    fn pop(&self) -> Option<StreamItem> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let item = match g.queue.pop_front() {
-            Some(i) => Some(i),
-            None => loop {
-                let Some(k) = g.order.pop_front() else {
-                    break None;
-                };
-                if let Some(i) = g.overflow.remove(&k) {
-                    break Some(i);
-                }
-            },
-        };
-        if item.is_some() {
-            g.delivered += 1;
+    /// Wait for at least one item, then move up to `max` ready items into `out` under one
+    /// lock. Returns 0 once closed and drained.
+    pub async fn recv_many(&self, out: &mut Vec<StreamItem>, max: usize) -> usize {
+        loop {
+            let notified = self.notify.notified();
+            let n = self.pop_many(out, max);
+            if n > 0 {
+                return n;
+            }
+            if self.is_closed() {
+                return 0;
+            }
+            notified.await;
         }
-        item
+    }
+
+    fn pop_many(&self, out: &mut Vec<StreamItem>, max: usize) -> usize {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        while n < max {
+            let item = match g.queue.pop_front() {
+                Some(i) => i,
+                None => {
+                    let Some(k) = g.order.pop_front() else { break };
+                    match g.overflow.remove(&k) {
+                        Some(i) => i,
+                        None => continue,
+                    }
+                }
+            };
+            out.push(item);
+            n += 1;
+        }
+        g.delivered += n as u64;
+        n
+    }
+
+    fn pop(&self) -> Option<StreamItem> {
+        let mut one = Vec::with_capacity(1);
+        self.pop_many(&mut one, 1);
+        one.pop()
     }
 
     /// Next item; `None` once closed and drained.
@@ -150,7 +184,7 @@ mod tests {
                 symbol: "X".into(),
                 key: FeedKey::kite(token),
             }),
-            tick: Tick::ltp(FeedKey::kite(token), Price::from_raw(px, 100)),
+            tick: Arc::new(Tick::ltp(FeedKey::kite(token), Price::from_raw(px, 100))),
             read_at: Instant::now(),
         }
     }
@@ -170,6 +204,19 @@ mod tests {
         assert_eq!(s.dropped(), 6);
         s.close();
         assert!(s.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn batches_push_and_receive_under_one_lock() {
+        let s = Slot::new(3);
+        let mut batch: Vec<_> = (1..=5).map(|px| item(257, px)).collect();
+        s.push_many(&mut batch);
+        assert!(batch.is_empty());
+        let mut out = Vec::new();
+        assert_eq!(s.recv_many(&mut out, 10).await, 4);
+        let px: Vec<i64> = out.iter().map(|i| i.tick.ltp.to_raw(100)).collect();
+        assert_eq!(px, vec![1, 2, 3, 5]);
+        assert_eq!(s.dropped(), 1);
     }
 
     #[tokio::test]

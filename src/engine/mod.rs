@@ -304,6 +304,11 @@ impl Consumer {
         self.slot.recv().await
     }
 
+    /// Wait for streamed ticks and move up to `max` of them into `out` (0 = engine stopped).
+    pub async fn recv_many(&self, out: &mut Vec<StreamItem>, max: usize) -> usize {
+        self.slot.recv_many(out, max).await
+    }
+
     /// A streamed tick if one is ready.
     pub fn try_recv(&self) -> Option<StreamItem> {
         self.slot.try_recv()

@@ -128,13 +128,10 @@ impl Registry {
         }
         let mine = self.consumers.entry(c).or_default();
         for inst in instruments {
-            let d = self
-                .desired
-                .entry(inst.key)
-                .or_insert_with(|| Desired {
-                    instrument: inst.clone(),
-                    by_mode: [0; 3],
-                });
+            let d = self.desired.entry(inst.key).or_insert_with(|| Desired {
+                instrument: inst.clone(),
+                by_mode: [0; 3],
+            });
             if let Some(old) = mine.insert(inst.key, mode) {
                 d.by_mode[old as usize] -= 1;
             }
@@ -297,7 +294,10 @@ impl Registry {
             ));
         }
         for (k, c) in &counts {
-            let d = self.desired.get(k).ok_or(format!("{k} wanted, not desired"))?;
+            let d = self
+                .desired
+                .get(k)
+                .ok_or(format!("{k} wanted, not desired"))?;
             if d.by_mode != *c {
                 return Err(format!("{k}: refcounts {:?} != {:?}", d.by_mode, c));
             }
@@ -341,7 +341,8 @@ mod tests {
     #[test]
     fn diff_sends_only_the_difference() {
         let mut r = Registry::new(10);
-        r.subscribe(1, &[inst(257), inst(513)], Mode::Quote).unwrap();
+        r.subscribe(1, &[inst(257), inst(513)], Mode::Quote)
+            .unwrap();
         let d = r.diff();
         assert_eq!(
             d.subscribe,
@@ -363,10 +364,15 @@ mod tests {
     fn limit_is_all_or_nothing() {
         let mut r = Registry::new(3);
         r.subscribe(1, &[inst(1), inst(2)], Mode::Ltp).unwrap();
-        let e = r
-            .subscribe(1, &[inst(3), inst(4)], Mode::Ltp)
-            .unwrap_err();
-        assert!(matches!(e, SubscribeError::Limit { total: 4, limit: 3, .. }));
+        let e = r.subscribe(1, &[inst(3), inst(4)], Mode::Ltp).unwrap_err();
+        assert!(matches!(
+            e,
+            SubscribeError::Limit {
+                total: 4,
+                limit: 3,
+                ..
+            }
+        ));
         assert_eq!(r.desired_len(), 2);
         // re-subscribing held keys does not count against the limit
         r.subscribe(2, &[inst(1), inst(2), inst(3)], Mode::Quote)

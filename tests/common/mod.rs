@@ -185,7 +185,10 @@ pub async fn wait_health(
     .await;
     match r {
         Ok(h) => h,
-        Err(_) => panic!("timed out waiting for {what}; last health: {:#?}", rx.borrow()),
+        Err(_) => panic!(
+            "timed out waiting for {what}; last health: {:#?}",
+            rx.borrow()
+        ),
     }
 }
 

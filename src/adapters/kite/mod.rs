@@ -228,19 +228,33 @@ mod tests {
         let v = parse_instrument_csv(csv).unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(v[1].symbol, "NIFTY 50");
-        assert_eq!(v[1].key, FeedKey { seg: 9, token: 256265 });
-        assert!(parse_instrument_csv("instrument_token,tradingsymbol,exchange\nx,INFY,NSE").is_err());
+        assert_eq!(
+            v[1].key,
+            FeedKey {
+                seg: 9,
+                token: 256265
+            }
+        );
+        assert!(
+            parse_instrument_csv("instrument_token,tradingsymbol,exchange\nx,INFY,NSE").is_err()
+        );
         assert!(parse_instrument_csv("").is_err());
     }
 
     #[test]
     fn token_check_maps_403_to_invalid() {
         let body = r#"{"status":"error","message":"Incorrect `api_key` or `access_token`.","data":null,"error_type":"TokenException"}"#;
-        assert!(matches!(Kite.token_check_response(403, body), TokenCheck::Invalid(_)));
+        assert!(matches!(
+            Kite.token_check_response(403, body),
+            TokenCheck::Invalid(_)
+        ));
         assert!(matches!(
             Kite.token_check_response(200, r#"{"data":{"user_id":"AB1234"}}"#),
             TokenCheck::Valid(u) if u == "AB1234"
         ));
-        assert!(matches!(Kite.token_check_response(502, ""), TokenCheck::Unknown(_)));
+        assert!(matches!(
+            Kite.token_check_response(502, ""),
+            TokenCheck::Unknown(_)
+        ));
     }
 }
