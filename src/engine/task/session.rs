@@ -247,6 +247,10 @@ impl EngineTask {
     }
 
     pub(super) fn on_ticks(&mut self, now: Instant) {
+        // Count first, so the snapshot published on the state change already shows the tick.
+        self.last_tick = Some(now);
+        self.data_ref = now;
+        self.h.ticks_total += self.buf.len() as u64;
         if !self.got_tick {
             self.got_tick = true;
             self.backoff.reset();
@@ -262,9 +266,6 @@ impl EngineTask {
         } else if self.h.state != EngineState::Live {
             self.set_state(EngineState::Live);
         }
-        self.last_tick = Some(now);
-        self.data_ref = now;
-        self.h.ticks_total += self.buf.len() as u64;
         if self.fanout_dirty {
             self.rebuild_fanout();
         }
