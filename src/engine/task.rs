@@ -188,13 +188,8 @@ impl EngineTask {
                 Ok(ws) => ws,
                 Err(None) => continue,
                 Err(Some((kind, text))) => {
-                    self.error(kind, &text);
-                    self.event("connect_failed", format!("{}: {text}", kind.as_str()));
-                    if kind == ErrorKind::Auth {
-                        self.enter_token_invalid(text);
-                        continue;
-                    }
-                    self.wait_backoff(&mut health_tick).await;
+                    self.failed("connect_failed", kind, text, &mut health_tick)
+                        .await;
                     continue;
                 }
             };
@@ -216,13 +211,8 @@ impl EngineTask {
                 }
                 End::Lost(kind, text) => {
                     self.h.reconnects += 1;
-                    self.error(kind, &text);
-                    self.event("disconnected", format!("{}: {text}", kind.as_str()));
-                    if kind == ErrorKind::Auth {
-                        self.enter_token_invalid(text);
-                        continue;
-                    }
-                    self.wait_backoff(&mut health_tick).await;
+                    self.failed("disconnected", kind, text, &mut health_tick)
+                        .await;
                 }
             }
         }
@@ -232,6 +222,23 @@ impl EngineTask {
         }
         for a in self.shutdown_acks.drain(..) {
             let _ = a.send(());
+        }
+    }
+
+    /// An attempt or a connection failed: auth → token_invalid (no retries), else back off.
+    async fn failed(
+        &mut self,
+        event: &'static str,
+        kind: ErrorKind,
+        text: String,
+        health_tick: &mut tokio::time::Interval,
+    ) {
+        self.error(kind, &text);
+        self.event(event, format!("{}: {text}", kind.as_str()));
+        if kind == ErrorKind::Auth {
+            self.enter_token_invalid(text);
+        } else {
+            self.wait_backoff(health_tick).await;
         }
     }
 
