@@ -56,7 +56,7 @@ pub struct EngineConfig {
     pub validate_token: bool,
     /// Idle policy.
     pub idle_policy: IdlePolicy,
-    /// Seed for backoff jitter (reproducible runs).
+    /// Seed for backoff jitter (random by default; fix it to reproduce a run).
     pub seed: u64,
     /// How often health is republished when nothing else changes.
     pub health_interval: Duration,
@@ -77,7 +77,9 @@ impl EngineConfig {
             quality_window: Duration::from_secs(60),
             validate_token: true,
             idle_policy: IdlePolicy::Disconnect,
-            seed: 0x0074_6963_6b6d_7578,
+            // Random per process: engines restarting together after an outage must not retry
+            // in lockstep. Tests and benchmarks pass a fixed seed to reproduce a run.
+            seed: rand::random(),
             health_interval: Duration::from_millis(500),
             stream_capacity: 4096,
         }

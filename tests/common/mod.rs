@@ -26,6 +26,7 @@ pub fn fast_config(ws_url: &str, rest_url: &str) -> EngineConfig {
         ws_url: ws_url.into(),
         rest_url: rest_url.into(),
     });
+    c.seed = 30; // F30: a failing run is reproducible from its seed
     c.transport_timeout = Some(Duration::from_millis(400));
     c.stale_after = Duration::from_millis(600);
     c.connect_timeout = Duration::from_millis(500);
