@@ -12,6 +12,7 @@ use crate::engine::{EngineConfig, EngineHandle, IdlePolicy};
 use crate::secret::Secret;
 use crate::sim::SimConfig;
 use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -184,6 +185,45 @@ impl Default for LogConfig {
     }
 }
 
+/// Frame-rate bounds of the TUI (`[tui] fps`, `--fps`).
+pub const FPS_RANGE: std::ops::RangeInclusive<u32> = 1..=120;
+
+/// `[tui]`: the terminal UI.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TuiSection {
+    /// Frame cap; ticks never cause more redraws than this (`--fps` wins).
+    pub fps: u32,
+    /// Capture the mouse (off by default so ssh users can select text; `--mouse` enables).
+    pub mouse: bool,
+}
+
+impl Default for TuiSection {
+    fn default() -> Self {
+        TuiSection {
+            fps: 20,
+            mouse: false,
+        }
+    }
+}
+
+/// One or more key chords for an action: `quit = "q"` or `quit = ["q", "ctrl+c"]`.
+fn de_keys<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Chords {
+        One(String),
+        Many(Vec<String>),
+    }
+    let m = BTreeMap::<String, Chords>::deserialize(d)?;
+    Ok(m.into_iter()
+        .map(|(k, v)| match v {
+            Chords::One(c) => (k, vec![c]),
+            Chords::Many(v) => (k, v),
+        })
+        .collect())
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -196,6 +236,12 @@ pub struct Config {
     pub sim: SimSection,
     /// Logging.
     pub log: LogConfig,
+    /// Terminal UI.
+    pub tui: TuiSection,
+    /// Key rebinding by action name; checked by the keymap (bad entries are reported in the
+    /// TUI, never fatal), so no `deny_unknown_fields` here.
+    #[serde(deserialize_with = "de_keys")]
+    pub keys: BTreeMap<String, Vec<String>>,
     /// Where the config came from (for messages and relative paths); `None` = defaults.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -270,6 +316,18 @@ impl Config {
             return Err(ConfigError(format!(
                 "config error in {}{at}: key log.level: {e}",
                 path.display()
+            )));
+        }
+        if !FPS_RANGE.contains(&cfg.tui.fps) {
+            let at = locate_key(text, "tui", "fps")
+                .map(|(l, c)| format!(", line {l}, column {c}"))
+                .unwrap_or_default();
+            return Err(ConfigError(format!(
+                "config error in {}{at}: key tui.fps: {} is out of range ({}..={})",
+                path.display(),
+                cfg.tui.fps,
+                FPS_RANGE.start(),
+                FPS_RANGE.end()
             )));
         }
         cfg.source = Some(path.to_path_buf());
@@ -561,5 +619,28 @@ mod tests {
         assert_eq!(key_at(t, 5).as_deref(), Some("engine.backoff.base"));
         assert_eq!(line_col(t, 6), (2, 1));
         assert_eq!(locate_key(t, "engine.backoff", "base"), Some((5, 3)));
+    }
+
+    #[test]
+    fn tui_and_keys_sections() {
+        let p = Path::new("/c.toml");
+        let c = Config::parse("", p).unwrap();
+        assert_eq!(c.tui, TuiSection::default());
+        assert_eq!(c.tui.fps, 20);
+        assert!(c.keys.is_empty());
+        let c = Config::parse(
+            "[tui]\nfps = 10\nmouse = true\n[keys]\nquit = \"x\"\nsubscribe = [\"a\", \"+\"]\n",
+            p,
+        )
+        .unwrap();
+        assert_eq!((c.tui.fps, c.tui.mouse), (10, true));
+        assert_eq!(c.keys["quit"], vec!["x"]);
+        assert_eq!(c.keys["subscribe"], vec!["a", "+"]);
+        let e = Config::parse("[tui]\nfps = 0\n", p).unwrap_err().0;
+        assert!(e.contains("tui.fps") && e.contains("line 2"), "{e}");
+        let e = Config::parse("[tui]\nfsp = 5\n", p).unwrap_err().0;
+        assert!(e.contains("tui.fsp"), "{e}");
+        let e = Config::parse("[keys]\nquit = 5\n", p).unwrap_err().0;
+        assert!(e.contains("keys.quit"), "{e}");
     }
 }

@@ -9,3 +9,4 @@ pub mod logging;
 pub mod model;
 pub mod secret;
 pub mod sim;
+pub mod tui;

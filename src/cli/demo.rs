@@ -1,5 +1,6 @@
-//! The headless demo (what `tickmux` runs until the TUI exists): a starter watchlist on the
-//! configured broker or the built-in simulator, rendered as a plain-text screen once a second.
+//! `tickmux demo`: the starter watchlist on the configured broker or the built-in simulator,
+//! rendered as a plain-text screen once a second. Unlike the TUI it needs no terminal, so it
+//! also serves pipes and logs.
 
 use super::{deadline, parse_seconds, setup, shutdown_signal};
 use crate::config::Config;
@@ -27,7 +28,7 @@ pub struct DemoArgs {
     pub seconds: Option<f64>,
 }
 
-/// The starter watchlist.
+/// The starter watchlist (also the TUI's first watchlist on the simulator).
 pub const STARTER: &[&str] = &[
     "NSE:INFY",
     "NSE:RELIANCE",
@@ -44,7 +45,7 @@ const EVENTS_SHOWN: usize = 5;
 pub async fn run(cfg: &Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     if cfg.uses_sim() {
         eprintln!(
-            "tickmux: no broker configured; demo on the {} (headless demo until the TUI lands)",
+            "tickmux: no broker configured; demo on the {} (the TUI is `tickmux` with no subcommand)",
             setup::describe_source(cfg)
         );
     } else {

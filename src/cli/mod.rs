@@ -1,6 +1,8 @@
-//! Command line: argument parsing and the headless surfaces (`stream`, `sim`, the demo).
+//! Command line: argument parsing, the TUI entry (`tickmux` with no subcommand) and the
+//! headless surfaces (`stream`, `sim`, `demo`).
 //!
-//! Exit codes: 0 success; 1 runtime failure; 2 bad arguments, bad config or nothing to stream.
+//! Exit codes: 0 success; 1 runtime failure; 2 bad arguments, bad config, nothing to stream,
+//! or no terminal for the TUI.
 
 pub mod demo;
 pub mod setup;
@@ -22,10 +24,17 @@ pub struct Cli {
     /// Config file (default: config.toml in the platform config dir; see config.example.toml).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// With no subcommand: stop the demo after N seconds.
+    /// With no subcommand: run the headless demo for N seconds instead of the TUI (kept from
+    /// before the TUI; same as `tickmux demo --seconds N`).
     #[arg(long, value_name = "N", value_parser = parse_seconds)]
     pub seconds: Option<f64>,
-    /// What to run; none = the demo (the TUI will take this place).
+    /// TUI frame cap, 1-120 (default: [tui] fps, 20); try 10 over a slow ssh link.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=120))]
+    pub fps: Option<u32>,
+    /// TUI: capture the mouse (wheel scrolls; text selection then needs Shift).
+    #[arg(long)]
+    pub mouse: bool,
+    /// What to run; none = the TUI.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -35,7 +44,7 @@ pub struct Cli {
 pub enum Command {
     /// Headless ticks and health changes as JSON lines on stdout.
     Stream(stream::StreamArgs),
-    /// Plain-text demo screen once per second (what `tickmux` runs with no arguments).
+    /// Plain-text demo screen once per second (the starter watchlist; no TUI, works in pipes).
     Demo(demo::DemoArgs),
     /// Run the simulator in the foreground, or script a running one.
     Sim(sim::SimArgs),
@@ -72,6 +81,15 @@ pub fn main() -> ExitCode {
             "--seconds before a subcommand applies only to the demo; put it after the subcommand",
         );
     }
+    if (cli.fps.is_some() || cli.mouse) && (cli.command.is_some() || cli.seconds.is_some()) {
+        usage_error("--fps and --mouse apply only to the TUI (`tickmux` with no subcommand)");
+    }
+    let tui = cli.command.is_none() && cli.seconds.is_none();
+    // Checked before anything starts, so a pipe gets the pointer at once.
+    if tui && let Err(msg) = crate::tui::terminal::check_tty() {
+        eprintln!("tickmux: {msg}");
+        return ExitCode::from(EXIT_USAGE);
+    }
     if let Some(Command::Sim(s)) = &cli.command
         && s.action.is_some()
         && (s.ws_port.is_some()
@@ -105,6 +123,13 @@ pub fn main() -> ExitCode {
     };
     let code = block_on(async {
         match cli.command {
+            None if tui => {
+                let opts = crate::tui::runtime::Options {
+                    fps: cli.fps.unwrap_or(cfg.tui.fps),
+                    mouse: cli.mouse || cfg.tui.mouse,
+                };
+                crate::tui::runtime::run(&cfg, opts).await
+            }
             None => {
                 demo::run(
                     &cfg,
