@@ -160,11 +160,33 @@ impl EngineTask {
         }
     }
 
-    /// After consumers changed: apply the idle policy when the last one left.
+    /// After consumers changed: apply the idle policy when the last one left, and leave the
+    /// idle state when one comes back to a kept session.
     pub(super) async fn after_change(&mut self, ws: &mut Ws) -> Option<End> {
-        if self.registry.consumer_count() == 0 && self.cfg.idle_policy == IdlePolicy::Disconnect {
-            let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
-            return Some(End::Idle);
+        if self.registry.consumer_count() == 0 {
+            match self.cfg.idle_policy {
+                IdlePolicy::Disconnect => {
+                    let _ = timeout(Duration::from_secs(1), ws.close(None)).await;
+                    return Some(End::Idle);
+                }
+                IdlePolicy::KeepSession if self.h.state != EngineState::Idle => {
+                    self.stale_since = None;
+                    self.set_state(EngineState::Idle);
+                    self.event(
+                        "idle",
+                        "no consumers left: session kept open, everything unsubscribed (idle policy keep_session)".into(),
+                    );
+                }
+                IdlePolicy::KeepSession => {}
+            }
+        } else if self.h.state == EngineState::Idle {
+            // Back on the kept session: live again once something we want ticks.
+            self.data_ref = Instant::now();
+            self.set_state(if self.registry.desired_len() > 0 {
+                EngineState::Subscribing
+            } else {
+                EngineState::Live
+            });
         }
         None
     }
@@ -247,6 +269,11 @@ impl EngineTask {
     }
 
     pub(super) fn on_ticks(&mut self, now: Instant) {
+        if self.h.state == EngineState::Idle {
+            // Late ticks on a kept session nobody uses: nothing to deliver, nothing to prove.
+            self.buf.clear();
+            return;
+        }
         // Count first, so the snapshot published on the state change already shows the tick.
         self.last_tick = Some(now);
         self.data_ref = now;
@@ -338,6 +365,9 @@ impl EngineTask {
             ));
         }
         if !self.h.market_open || self.registry.desired_len() == 0 {
+            // Quiet while nothing is wanted (or the market is shut) is not silence: the data
+            // watchdog starts counting when there is something to hear.
+            self.data_ref = now;
             if self.h.state == EngineState::Stale {
                 self.stale_since = None;
                 self.set_state(if self.got_tick {
