@@ -207,6 +207,96 @@ impl Default for TuiSection {
     }
 }
 
+/// `[proxy]`: the OpenAlgo-compatible local proxy (`tickmux serve`, and inside the TUI).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySection {
+    /// Run the proxy inside the TUI (`tickmux serve` always runs it).
+    pub enabled: bool,
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// API key file; default `<data dir>/proxy_api_key`.
+    pub key_file: Option<PathBuf>,
+    /// `heartbeat` message interval.
+    #[serde(with = "secs_f64")]
+    pub heartbeat: Duration,
+    /// Unauthenticated sockets are closed (4401) after this.
+    #[serde(with = "secs_f64")]
+    pub auth_grace: Duration,
+    /// Per-client queue bound (conflated per instrument when full).
+    pub client_queue: usize,
+    /// A client that accepts nothing for this long is closed.
+    #[serde(with = "secs_f64")]
+    pub stall_timeout: Duration,
+    /// WebSocket ping interval.
+    #[serde(with = "secs_f64")]
+    pub ping_interval: Duration,
+    /// Close a client silent for ping_interval + this.
+    #[serde(with = "secs_f64")]
+    pub pong_timeout: Duration,
+    /// Largest client message handled (bytes).
+    pub max_message: usize,
+    /// Client messages per second.
+    pub rate: f64,
+    /// Burst above `rate`.
+    pub burst: u32,
+    /// Refused messages in one flood before the client is closed.
+    pub flood_close: u32,
+    /// Most simultaneous connections.
+    pub max_clients: usize,
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        let d = crate::proxy::ProxyConfig::default();
+        ProxySection {
+            enabled: true,
+            listen: d.listen,
+            key_file: None,
+            heartbeat: d.heartbeat,
+            auth_grace: d.auth_grace,
+            client_queue: d.client_queue,
+            stall_timeout: d.stall_timeout,
+            ping_interval: d.ping_interval,
+            pong_timeout: d.pong_timeout,
+            max_message: d.max_message,
+            rate: d.rate,
+            burst: d.burst,
+            flood_close: d.flood_close,
+            max_clients: d.max_clients,
+        }
+    }
+}
+
+impl ProxySection {
+    /// The proxy's settings.
+    pub fn proxy_config(&self) -> crate::proxy::ProxyConfig {
+        crate::proxy::ProxyConfig {
+            listen: self.listen,
+            heartbeat: self.heartbeat.max(Duration::from_millis(100)),
+            auth_grace: self.auth_grace,
+            client_queue: self.client_queue.max(1),
+            stall_timeout: self.stall_timeout.max(Duration::from_millis(100)),
+            ping_interval: self.ping_interval.max(Duration::from_millis(100)),
+            pong_timeout: self.pong_timeout,
+            max_message: self.max_message.max(256),
+            rate: self.rate,
+            burst: self.burst.max(1),
+            flood_close: self.flood_close.max(1),
+            max_clients: self.max_clients.max(1),
+            ..Default::default()
+        }
+    }
+
+    /// The API key file (relative paths start at the config file's directory).
+    pub fn key_path(&self, cfg: &Config) -> Option<PathBuf> {
+        match &self.key_file {
+            Some(p) => Some(cfg.relative(p)),
+            None => crate::proxy::apikey::default_path(),
+        }
+    }
+}
+
 /// One or more key chords for an action: `quit = "q"` or `quit = ["q", "ctrl+c"]`.
 fn de_keys<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
     #[derive(Deserialize)]
@@ -238,6 +328,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Terminal UI.
     pub tui: TuiSection,
+    /// The local OpenAlgo-compatible proxy.
+    pub proxy: ProxySection,
     /// Key rebinding by action name; checked by the keymap (bad entries are reported in the
     /// TUI, never fatal), so no `deny_unknown_fields` here.
     #[serde(deserialize_with = "de_keys")]

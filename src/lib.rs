@@ -7,6 +7,7 @@ pub mod engine;
 pub mod instruments;
 pub mod logging;
 pub mod model;
+pub mod proxy;
 pub mod secret;
 pub mod sim;
 pub mod tui;

@@ -5,6 +5,7 @@
 //! or no terminal for the TUI.
 
 pub mod demo;
+pub mod serve;
 pub mod setup;
 pub mod sim;
 pub mod stream;
@@ -48,6 +49,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Run the simulator in the foreground, or script a running one.
     Sim(sim::SimArgs),
+    /// Headless engine + OpenAlgo-compatible proxy for local strategy scripts (a VPS).
+    Serve(serve::ServeArgs),
+    /// Print the proxy's API key (created on first use), or rotate it.
+    Key(serve::KeyArgs),
 }
 
 /// Exit code for bad arguments, bad config, or nothing valid to do.
@@ -142,6 +147,8 @@ pub fn main() -> ExitCode {
             Some(Command::Demo(a)) => demo::run(&cfg, a).await,
             Some(Command::Stream(a)) => stream::run(&cfg, a).await,
             Some(Command::Sim(a)) => sim::run(&cfg, a).await,
+            Some(Command::Serve(a)) => serve::run(&cfg, a).await,
+            Some(Command::Key(a)) => serve::key(&cfg, a),
         }
     });
     tracing::info!("tickmux exiting");

@@ -262,6 +262,18 @@ impl EngineHandle {
     pub fn book(&self) -> &Arc<QuoteBook> {
         &self.book
     }
+
+    /// Publish an event from a surface (the proxy's clients coming and going) to every event
+    /// log that listens to this engine. Secrets are redacted.
+    pub fn note(&self, kind: &'static str, text: impl Into<String>) {
+        let text = crate::secret::redact(&text.into());
+        tracing::info!(event = kind, "{text}");
+        let _ = self.events.send(EngineEvent {
+            at_unix_ms: chrono::Utc::now().timestamp_millis(),
+            kind,
+            text,
+        });
+    }
 }
 
 impl Consumer {
