@@ -43,6 +43,16 @@ impl Tmux {
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         );
+        // The proxy on a free port (not 8765), unless the test wrote its own config.
+        let cfg_dir = home.path().join("config/tickmux");
+        if !cfg_dir.join("config.toml").exists() {
+            std::fs::create_dir_all(&cfg_dir).unwrap();
+            std::fs::write(
+                cfg_dir.join("config.toml"),
+                "[proxy]\nlisten = \"127.0.0.1:0\"\n",
+            )
+            .unwrap();
+        }
         let conf = home.path().join("tmux.conf");
         // remain-on-exit keeps the pane (and its exit status) after tickmux ends; no status
         // line, so the pane is the whole 120x40.
@@ -384,6 +394,95 @@ fn a_panic_restores_the_terminal_and_is_logged() {
             "{kind}: the panic on screen:\n{s}"
         );
     }
+}
+
+/// A home whose config puts the proxy on `listen`.
+fn home_with_proxy(listen: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("config/tickmux");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("[proxy]\nlisten = \"{listen}\"\n"),
+    )
+    .unwrap();
+    home
+}
+
+/// The port after "clients    N on :" in the health pane.
+fn proxy_port(screen: &str) -> Option<u16> {
+    let at = screen.find(" on :")?;
+    let digits: String = screen[at + 5..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+#[test]
+fn the_tuis_proxy_serves_a_client_and_a_busy_port_is_only_a_warning() {
+    // Busy port: the TUI runs anyway and says why the proxy is not there.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = held.local_addr().unwrap().to_string();
+    let t = Tmux::start_in(home_with_proxy(&busy), &[]);
+    let s = t.wait_for("the busy-port warning, LIVE", |s| {
+        live(s) && s.contains("clients    off (port busy)")
+    });
+    assert!(s.contains("not started"), "event log line:\n{s}");
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
+    drop(t);
+    drop(held);
+
+    // A free port: a local client authenticates and subscribes; the pane counts it.
+    let t = Tmux::start(&[]);
+    let s = t.wait_for("the proxy in the health pane", |s| {
+        live(s) && s.contains("clients    0 on :")
+    });
+    let port = proxy_port(&s).expect("port in the pane");
+    let key = std::fs::read_to_string(t.data_dir().join("proxy_api_key"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut ws = rt.block_on(async {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::Message;
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        for m in [
+            serde_json::json!({"action": "authenticate", "api_key": key}),
+            serde_json::json!({"action": "subscribe", "symbol": "INFY", "exchange": "NSE", "mode": 1}),
+        ] {
+            ws.send(Message::Text(m.to_string().into())).await.unwrap();
+        }
+        // Until the first tick arrives through the TUI's engine.
+        let wait = tokio::time::timeout(WAIT, async { loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.as_str().contains("market_data") => break,
+                Some(Ok(_)) => {}
+                other => panic!("proxy connection ended: {other:?}"),
+            }
+        } });
+        wait.await.expect("market data through the TUI's proxy");
+        ws
+    });
+    t.wait_for("one client with one subscription", |s| {
+        s.contains(&format!("clients    1 on :{port} (subs 1)"))
+    });
+    rt.block_on(async {
+        use futures_util::SinkExt as _;
+        let _ = ws.close(None).await;
+    });
+    t.wait_for("the client gone", |s| {
+        s.contains(&format!("clients    0 on :{port}"))
+    });
+    t.keys(&["q"]);
+    assert_eq!(t.wait_exit(), 0);
 }
 
 #[test]

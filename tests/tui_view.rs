@@ -649,3 +649,36 @@ fn table_rows_matches_the_drawn_table() {
     let t = text(&buf);
     assert!(t.contains("USDINR"), "{t}");
 }
+
+#[test]
+fn health_pane_lists_local_clients_and_their_subscriptions() {
+    use tickmux::proxy::{ClientInfo, ProxyStats};
+    use tickmux::tui::app::ProxyPane;
+    let client = |id, authenticated, subscriptions, dropped| ClientInfo {
+        id,
+        peer: format!("127.0.0.1:{}", 50000 + id),
+        authenticated,
+        subscriptions,
+        dropped,
+    };
+    let mut app = state_app(EngineState::Live);
+    app.on_proxy(ProxyPane::On(ProxyStats {
+        listen: "127.0.0.1:8765".into(),
+        clients: vec![
+            client(1, true, 12, 0),
+            client(2, true, 3, 40),
+            client(3, false, 0, 0),
+        ],
+        ..Default::default()
+    }));
+    let t = text(&render(&mut app, 120, 40));
+    assert!(t.contains("clients    2 on :8765 (subs 12,"), "{t}");
+    assert!(t.contains("3), 1 unauthenticated,"), "{t}");
+    // Narrow: the status line counts them.
+    let t = text(&render(&mut app, 79, 20));
+    assert!(t.contains("clients 2"), "{t}");
+    // Not running: the reason, never a silent absence.
+    app.on_proxy(ProxyPane::Failed("port busy".into()));
+    let t = text(&render(&mut app, 120, 40));
+    assert!(t.contains("clients    off (port busy)"), "{t}");
+}

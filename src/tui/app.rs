@@ -264,6 +264,18 @@ pub(crate) struct VisibleRow {
     pub flash: bool,
 }
 
+/// The local proxy as the health pane shows it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum ProxyPane {
+    /// Not started (`[proxy] enabled = false`).
+    #[default]
+    Off,
+    /// It could not start (busy port, key file): the reason.
+    Failed(String),
+    /// Running: its clients and counters.
+    On(crate::proxy::ProxyStats),
+}
+
 /// The TUI state.
 #[derive(Debug)]
 pub struct App {
@@ -291,6 +303,7 @@ pub struct App {
     paused: bool,
     quit: bool,
     pub(crate) health: Health,
+    pub(crate) proxy: ProxyPane,
     pub(crate) events: VecDeque<LogLine>,
     pub(crate) clock: Option<chrono::DateTime<chrono::Utc>>,
     /// `now` of the last refresh: ages and flashes are measured against it.
@@ -327,6 +340,7 @@ impl App {
             paused: false,
             quit: false,
             health: Health::default(),
+            proxy: ProxyPane::Off,
             events: VecDeque::new(),
             clock: None,
             now: None,
@@ -467,6 +481,11 @@ impl App {
     /// New health snapshot.
     pub fn on_health(&mut self, h: Health) {
         self.health = h;
+    }
+
+    /// New state of the local proxy (clients and their subscription counts).
+    pub fn on_proxy(&mut self, p: ProxyPane) {
+        self.proxy = p;
     }
 
     /// An engine event for the log.

@@ -3,7 +3,7 @@
 //! executor task, watchlist writes to the [`Saver`]; ticks are never events here — the book
 //! is read once per frame, so a tick storm costs nothing beyond the frame rate.
 
-use super::app::{App, AppInit, Cmd};
+use super::app::{App, AppInit, Cmd, ProxyPane};
 use super::keymap::Keymap;
 use super::terminal::{self, Tui};
 use super::view;
@@ -12,6 +12,7 @@ use crate::cli::{setup, unix_ms};
 use crate::config::Config;
 use crate::engine::book::QuoteBook;
 use crate::engine::{Consumer, EngineEvent, EngineHandle};
+use crate::proxy::{Proxy, ProxyStats, apikey};
 use crate::sim::SimControl;
 use anyhow::Context as _;
 use chrono::{Offset as _, TimeZone as _, Utc};
@@ -24,7 +25,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 /// How the TUI runs (command line over `[tui]`).
@@ -143,6 +144,8 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<ExitCode> {
         },
     };
     let master = Arc::new(std::mem::take(&mut feed.master));
+    // The proxy resolves its clients' symbols through the same master.
+    let proxy = start_proxy(cfg, &feed, master.clone()).await;
     let (mut app, initial) = App::new(AppInit {
         source: feed.source.clone(),
         simulator: !matches!(faults, Faults::Unavailable),
@@ -156,6 +159,27 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<ExitCode> {
     for p in loaded.problems {
         app.on_event(local_event("watchlist", p));
     }
+    let mut proxy_stats = match &proxy {
+        Ok(Some(p)) => {
+            app.on_event(local_event(
+                "proxy",
+                format!(
+                    "OpenAlgo-compatible proxy on {} (API key: `tickmux key`)",
+                    p.url()
+                ),
+            ));
+            Some(p.stats())
+        }
+        Ok(None) => None,
+        Err(e) => {
+            // A busy port must not stop the monitor: say so and carry on without it.
+            let text = format!("{e:#}");
+            tracing::warn!("{text}");
+            app.on_event(local_event("proxy", format!("not started: {text}")));
+            app.on_proxy(ProxyPane::Failed(short_reason(&text)));
+            None
+        }
+    };
     // Listen before subscribing: the first subscription triggers the connect events.
     let events = feed.engine.events();
     let consumer = feed.engine.consumer().await?;
@@ -182,7 +206,16 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<ExitCode> {
 
     let result = match terminal::enter(opts.mouse).context("setting up the terminal") {
         Ok((term, guard)) => {
-            let r = ui.run(term, opts, &feed.engine, events, report_rx).await;
+            let r = ui
+                .run(
+                    term,
+                    opts,
+                    &feed.engine,
+                    events,
+                    report_rx,
+                    proxy_stats.as_mut(),
+                )
+                .await;
             drop(guard);
             r
         }
@@ -196,8 +229,39 @@ pub async fn run(cfg: &Config, opts: Options) -> anyhow::Result<ExitCode> {
     if let Some(s) = saver {
         s.finish(EXIT_WAIT).await;
     }
+    if let Ok(Some(p)) = proxy {
+        p.shutdown().await;
+    }
     feed.shutdown().await;
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// The proxy, when `[proxy] enabled` (the default): `Ok(None)` when disabled.
+async fn start_proxy(
+    cfg: &Config,
+    feed: &setup::Feed,
+    master: Arc<crate::instruments::InstrumentMaster>,
+) -> anyhow::Result<Option<Proxy>> {
+    if !cfg.proxy.enabled {
+        return Ok(None);
+    }
+    let path = cfg
+        .proxy
+        .key_path(cfg)
+        .context("no data directory for the proxy's API key; set [proxy] key_file")?;
+    let key = apikey::load_or_create(&path)?;
+    Proxy::start(cfg.proxy.proxy_config(), feed.engine.clone(), master, key)
+        .await
+        .map(Some)
+}
+
+/// The gist of a start error for the one-line pane ("port busy").
+fn short_reason(text: &str) -> String {
+    if text.contains("in use") {
+        "port busy".into()
+    } else {
+        text.chars().take(60).collect()
+    }
 }
 
 /// Watchlist write errors arrive as text; turn them into event-log lines.
@@ -319,6 +383,7 @@ impl Loop<'_> {
         engine: &EngineHandle,
         mut events: tokio::sync::broadcast::Receiver<EngineEvent>,
         mut reports: mpsc::Receiver<EngineEvent>,
+        mut proxy: Option<&mut watch::Receiver<ProxyStats>>,
     ) -> anyhow::Result<()> {
         let period = Duration::from_secs_f64(1.0 / f64::from(opts.fps.max(1)));
         let mut health = engine.health();
@@ -334,6 +399,10 @@ impl Loop<'_> {
         // Something other than the book changed since the last draw.
         let mut dirty = true;
         self.app.on_health(health.borrow_and_update().clone());
+        if let Some(p) = proxy.as_deref_mut() {
+            self.app
+                .on_proxy(ProxyPane::On(p.borrow_and_update().clone()));
+        }
         self.app.set_clock(Utc::now());
         while !self.quit {
             // Arm the next frame: when something is dirty or rows may be ticking.
@@ -396,6 +465,17 @@ impl Loop<'_> {
                     }
                     dirty = true;
                 }
+                Some(r) = proxy_changed(proxy.as_deref_mut()) => {
+                    if r {
+                        if let Some(p) = proxy.as_deref_mut() {
+                            self.app.on_proxy(ProxyPane::On(p.borrow_and_update().clone()));
+                        }
+                    } else {
+                        proxy = None;
+                        self.app.on_proxy(ProxyPane::Failed("stopped".into()));
+                    }
+                    dirty = true;
+                }
                 Some(ev) = reports.recv() => {
                     self.app.on_event(ev);
                     dirty = true;
@@ -443,6 +523,15 @@ mod debug_panic {
 
     #[cfg(not(debug_assertions))]
     pub fn after_first_frame() {}
+}
+
+/// `Some(true)` when the proxy's stats changed, `Some(false)` when it went away; pending
+/// forever without a proxy.
+async fn proxy_changed(rx: Option<&mut watch::Receiver<ProxyStats>>) -> Option<bool> {
+    match rx {
+        Some(rx) => Some(rx.changed().await.is_ok()),
+        None => std::future::pending().await,
+    }
 }
 
 /// One frame on the real terminal, inside a synchronized update (no tearing over slow links).

@@ -3,7 +3,7 @@
 
 use super::put_line;
 use crate::engine::health::{EngineState, Health, QualityLabel, TransportMode};
-use crate::tui::app::App;
+use crate::tui::app::{App, ProxyPane};
 use crate::tui::format;
 use crate::tui::theme::Theme;
 use ratatui::buffer::Buffer;
@@ -15,8 +15,8 @@ use ratatui::widgets::{Block, Borders, Widget};
 const LABEL: usize = 11;
 /// Lines for the last error when the pane is short; tall panes give it what is left over.
 const ERROR_LINES: usize = 3;
-/// Lines every other field takes (11 core + 6 extras).
-const OTHER_LINES: usize = 17;
+/// Lines every other field takes (12 core + 6 extras).
+const OTHER_LINES: usize = 18;
 
 /// The state as words: "LIVE", "TOKEN INVALID".
 pub(crate) fn state_word(s: EngineState) -> String {
@@ -103,6 +103,36 @@ fn wrap(text: &str, w: usize) -> Vec<String> {
         out.push(cur);
     }
     out
+}
+
+/// "3 on :8765 (subs 12, 5, 0)", "off", or why it is not running.
+pub(crate) fn proxy_text(p: &ProxyPane, t: &Theme) -> (String, Style) {
+    match p {
+        ProxyPane::Off => ("off".into(), t.dim),
+        ProxyPane::Failed(why) => (format!("off ({why})"), t.warn),
+        ProxyPane::On(s) => {
+            let port = s.listen.rsplit(':').next().unwrap_or("?");
+            let authed: Vec<String> = s
+                .clients
+                .iter()
+                .filter(|c| c.authenticated)
+                .map(|c| c.subscriptions.to_string())
+                .collect();
+            let waiting = s.clients.len() - authed.len();
+            let mut text = format!("{} on :{port}", authed.len());
+            if !authed.is_empty() {
+                text.push_str(&format!(" (subs {})", authed.join(", ")));
+            }
+            if waiting > 0 {
+                text.push_str(&format!(", {waiting} unauthenticated"));
+            }
+            let dropped: u64 = s.clients.iter().map(|c| c.dropped).sum();
+            if dropped > 0 {
+                text.push_str(&format!(", {dropped} dropped"));
+            }
+            (text, Style::new())
+        }
+    }
 }
 
 /// Lines of the pane, most important first.
@@ -207,6 +237,8 @@ fn lines(app: &App, w: usize, h: usize) -> Vec<Line<'static>> {
         1,
         &mut out,
     );
+    let (clients, clients_style) = proxy_text(&app.proxy, t);
+    wrapped("clients", &clients, clients_style, 2, &mut out);
     let extras = [
         (
             "market",
@@ -290,6 +322,9 @@ pub(crate) fn render_status(app: &App, area: Rect, buf: &mut Buffer) {
     )));
     parts.push(Span::raw(format!("{:.1}/s", h.ticks_per_sec)));
     parts.push(Span::raw(format!("subs {}/{}", h.applied, h.desired)));
+    if let ProxyPane::On(s) = &app.proxy {
+        parts.push(Span::raw(format!("clients {}", s.authenticated())));
+    }
     parts.push(Span::raw(format!("reconn {}", h.reconnects)));
     parts.push(Span::raw(match h.transport {
         TransportMode::Websocket => "ws".to_string(),
