@@ -2,7 +2,9 @@
 //! keepalive rules, REST endpoints). The engine does all I/O, reconnection, resubscription,
 //! backoff and watchdogs for every adapter; an adapter never owns a socket.
 
+pub mod angel;
 pub mod kite;
+pub mod noren;
 
 use crate::model::{FeedKey, Instrument, Mode, Tick};
 use crate::secret::Secret;
