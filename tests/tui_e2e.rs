@@ -475,7 +475,6 @@ fn the_tuis_proxy_serves_a_client_and_a_busy_port_is_only_a_warning() {
         s.contains(&format!("clients    1 on :{port} (subs 1)"))
     });
     rt.block_on(async {
-        use futures_util::SinkExt as _;
         let _ = ws.close(None).await;
     });
     t.wait_for("the client gone", |s| {

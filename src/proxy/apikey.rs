@@ -98,8 +98,8 @@ fn tighten(_path: &Path) -> anyhow::Result<()> {
 pub fn matches(expected: &Secret, given: &str) -> bool {
     let (a, b) = (expected.expose().as_bytes(), given.as_bytes());
     let mut diff = (a.len() ^ b.len()) as u8 | u8::from(a.len() != b.len());
-    for i in 0..a.len() {
-        diff |= a[i] ^ b.get(i).copied().unwrap_or(0);
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i).copied().unwrap_or(0);
     }
     diff == 0
 }

@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Message, WebSocketConfig};
 
@@ -26,6 +27,8 @@ type Ws = WebSocketStream<TcpStream>;
 const WS_MAX_MESSAGE: usize = 1 << 20;
 /// Ticks moved from the engine queue per write batch (one flush per batch).
 const BATCH: usize = 256;
+/// The WebSocket write buffer goes to the socket whenever it holds this much.
+const WRITE_BUFFER: usize = 128 * 1024;
 /// Bound on the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on sending a close frame to a client that may not be reading.
@@ -69,7 +72,10 @@ struct Client {
     last_rate_error: Option<Instant>,
     last_seen: Instant,
     last_state: Option<EngineState>,
+    /// Replies and status messages to write.
     out: Vec<Message>,
+    /// Ticks to write; serialised (or taken from the shared cache) as they are written.
+    ticks: Vec<StreamItem>,
 }
 
 /// Serve one accepted TCP connection until it ends. `full`: refuse it (max clients).
@@ -84,6 +90,7 @@ pub(super) async fn serve(
     let config = WebSocketConfig::default()
         .max_message_size(Some(WS_MAX_MESSAGE))
         .max_frame_size(Some(WS_MAX_MESSAGE))
+        .write_buffer_size(WRITE_BUFFER)
         .max_write_buffer_size(4 << 20);
     let hs = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
@@ -128,6 +135,7 @@ pub(super) async fn serve(
         last_seen: now,
         last_state: None,
         out: Vec::new(),
+        ticks: Vec::new(),
     };
     tracing::info!(%peer, id, "proxy: client connected");
     let end = c.run(&mut ws, stop).await;
@@ -209,7 +217,7 @@ impl Client {
                     if n == 0 {
                         return End::Closed(1011, "the feed engine stopped".into());
                     }
-                    self.on_ticks(&mut items);
+                    self.ticks.append(&mut items);
                 }
                 r = health.changed(), if authed => {
                     if r.is_err() {
@@ -241,15 +249,24 @@ impl Client {
         }
     }
 
-    /// Write what is queued, one flush for the batch, bounded by the stall timeout.
+    /// Write what is queued, bounded by the stall timeout: replies first, then ticks, each
+    /// serialised as it is written so the socket gets the first ones while later ones are
+    /// still being made (the write buffer goes out every `WRITE_BUFFER` bytes), one flush.
     async fn flush(&mut self, ws: &mut Ws) -> Result<(), End> {
-        if self.out.is_empty() {
+        if self.out.is_empty() && self.ticks.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.out);
+        let ticks = std::mem::take(&mut self.ticks);
+        let (held, sh) = (&self.held, &self.sh);
         let write = async {
             for m in batch {
                 ws.feed(m).await?;
+            }
+            for it in &ticks {
+                for m in messages(held, sh, it) {
+                    ws.feed(Message::Text(m)).await?;
+                }
             }
             ws.flush().await
         };
@@ -638,24 +655,25 @@ impl Client {
             self.text(m);
         }
     }
+}
 
-    /// One message per tick per mode the client holds on that instrument: never the
-    /// duplicates OpenAlgo's mode hierarchy produces.
-    fn on_ticks(&mut self, items: &mut Vec<StreamItem>) {
-        let now = now_ms();
-        for it in items.drain(..) {
-            let Some(h) = self.held.get(&it.tick.key) else {
-                continue;
-            };
-            for m in &h.modes {
-                if let Some(s) =
-                    market_data::market_data(&h.sym, *m, &it.tick, &self.sh.broker, now)
-                {
-                    self.out.push(Message::Text(s.into()));
-                }
-            }
-        }
-    }
+/// One message per tick per mode the client holds on that instrument (never the duplicates
+/// OpenAlgo's mode hierarchy produces), shared with every client asking the same. Its
+/// `timestamp` is when the engine read the tick.
+fn messages<'a>(
+    held: &'a HashMap<FeedKey, Held>,
+    sh: &'a Shared,
+    it: &'a StreamItem,
+) -> impl Iterator<Item = Utf8Bytes> + 'a {
+    let h = held.get(&it.tick.key);
+    h.into_iter().flat_map(move |h| {
+        h.modes.iter().filter_map(move |m| {
+            sh.cache.get_or_make(&it.tick, *m, &h.sym, || {
+                let read_ms = now_ms() - it.read_at.elapsed().as_millis() as i64;
+                market_data::market_data(&h.sym, *m, &it.tick, &sh.broker, read_ms)
+            })
+        })
+    })
 }
 
 /// Next batch from the client's engine queue; pending forever before authentication.

@@ -9,6 +9,7 @@
 //! connection).
 
 pub mod apikey;
+pub mod cache;
 mod client;
 pub mod limits;
 pub mod market_data;
@@ -140,6 +141,7 @@ struct Shared {
     broker: String,
     auth: Mutex<limits::AuthLimiter>,
     stats: watch::Sender<ProxyStats>,
+    cache: cache::MessageCache,
 }
 
 /// A running proxy.
@@ -187,6 +189,7 @@ impl Proxy {
             key,
             broker,
             stats: stats_tx,
+            cache: cache::MessageCache::default(),
         });
         tracing::info!(%addr, "proxy listening");
         let accept = tokio::spawn(accept_loop(listener, shared, stop_rx));
