@@ -54,6 +54,7 @@ fn start_sim(tick_rate: u32) -> SimProc {
         creds: Credentials {
             api_key: Secret::new(s("api_key")),
             access_token: Secret::new(s("access_token")),
+            ..Default::default()
         },
         child,
     }
@@ -76,6 +77,7 @@ fn engine_for(sim: &SimProc, tweak: impl FnOnce(&mut EngineConfig)) -> EngineHan
     let mut cfg = EngineConfig::new(Endpoints {
         ws_url: sim.ws_url.clone(),
         rest_url: sim.rest_url.clone(),
+        instruments_url: None,
     });
     tweak(&mut cfg);
     engine::spawn(Arc::new(Kite), sim.creds.clone(), cfg, true)

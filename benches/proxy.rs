@@ -64,6 +64,7 @@ fn start_sim(tick_rate: u32) -> SimProc {
         creds: Credentials {
             api_key: Secret::new(s("api_key")),
             access_token: Secret::new(s("access_token")),
+            ..Default::default()
         },
         child,
     }
@@ -146,6 +147,7 @@ async fn setup(pcfg: ProxyConfig) -> Setup {
     let cfg = EngineConfig::new(Endpoints {
         ws_url: sim.ws_url.clone(),
         rest_url: sim.rest_url.clone(),
+        instruments_url: None,
     });
     let master = InstrumentMaster::fetch(&Kite, &cfg.endpoints, &sim.creds)
         .await

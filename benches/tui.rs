@@ -71,6 +71,7 @@ fn start_sim(tick_rate: u32) -> SimProc {
         creds: Credentials {
             api_key: Secret::new(s("api_key")),
             access_token: Secret::new(s("access_token")),
+            ..Default::default()
         },
         child,
     }
@@ -128,6 +129,7 @@ async fn engine_on(sim: &SimProc) -> EngineHandle {
     let cfg = EngineConfig::new(Endpoints {
         ws_url: sim.ws_url.clone(),
         rest_url: sim.rest_url.clone(),
+        instruments_url: None,
     });
     engine::spawn(Arc::new(Kite), sim.creds.clone(), cfg, true)
 }

@@ -126,6 +126,7 @@ impl Default for EngineSection {
         let d = EngineConfig::new(Endpoints {
             ws_url: String::new(),
             rest_url: String::new(),
+            instruments_url: None,
         });
         EngineSection {
             stale_after: d.stale_after,
@@ -439,6 +440,7 @@ impl Config {
         Some(Endpoints {
             ws_url: b.ws_url.clone()?,
             rest_url: b.rest_url.clone()?,
+            instruments_url: None,
         })
     }
 
@@ -499,6 +501,7 @@ impl Config {
             creds: Credentials {
                 api_key: Secret::new(sim.api_key.clone()),
                 access_token: Secret::new(sim.access_token.clone()),
+                ..Default::default()
             },
             engine,
             token_file: None,
@@ -549,12 +552,14 @@ impl Config {
         let endpoints = Endpoints {
             ws_url: b.ws_url.unwrap_or_else(|| KITE_WS_URL.into()),
             rest_url: b.rest_url.unwrap_or_else(|| KITE_REST_URL.into()),
+            instruments_url: None,
         };
         Ok(FeedSetup {
             adapter: Arc::new(Kite),
             creds: Credentials {
                 api_key,
                 access_token,
+                ..Default::default()
             },
             engine: self.engine_config(endpoints),
             token_file,
@@ -618,6 +623,7 @@ pub fn spawn_token_watcher_every(
             let creds = Credentials {
                 api_key: api_key.clone(),
                 access_token: Secret::new(tok.clone()),
+                ..Default::default()
             };
             if engine.set_credentials(creds).await.is_err() {
                 return;

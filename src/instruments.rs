@@ -28,39 +28,33 @@ impl InstrumentMaster {
         m
     }
 
-    /// Fetch and parse the broker's master over REST.
+    /// Fetch and parse the broker's master over REST (every file it names).
     pub async fn fetch(
         adapter: &dyn Adapter,
         endpoints: &Endpoints,
         creds: &Credentials,
     ) -> anyhow::Result<InstrumentMaster> {
-        let url = format!(
-            "{}{}",
-            endpoints.rest_url.trim_end_matches('/'),
-            adapter.instruments_path()
-        );
-        let (_, headers) = adapter.token_check_request(creds);
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(60))
             .build()?;
-        let mut req = client.get(&url);
-        for (k, v) in headers {
-            req = req.header(k, v);
+        let mut list = Vec::new();
+        for req in adapter.instrument_requests(endpoints, creds) {
+            let url = crate::secret::redact(&req.url);
+            let (status, text) = req.send(&client).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "could not fetch the instrument master {url}: {}",
+                    crate::secret::redact(&e)
+                )
+            })?;
+            if !(200..300).contains(&status) {
+                anyhow::bail!("instrument master {url}: HTTP {status}");
+            }
+            list.extend(
+                adapter
+                    .parse_instruments(&text)
+                    .map_err(|e| anyhow::anyhow!("instrument master {url}: {e}"))?,
+            );
         }
-        let resp = req.send().await.map_err(|e| {
-            anyhow::anyhow!(
-                "could not fetch the instrument master: {}",
-                crate::secret::redact(&e.to_string())
-            )
-        })?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            anyhow::bail!("instrument master: HTTP {status}");
-        }
-        let list = adapter
-            .parse_instruments(&text)
-            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(InstrumentMaster::new(list))
     }
 

@@ -30,6 +30,7 @@ async fn tokens_and_keys_never_reach_the_log_file() {
     let creds = Credentials {
         api_key: Secret::new(key),
         access_token: Secret::new(token),
+        ..Default::default()
     };
     let (sub, guard) = logging::subscriber(EnvFilter::new("trace"), dir.path()).unwrap();
     {
@@ -69,6 +70,7 @@ async fn engine_connect_errors_do_not_leak_the_token() {
     let mut cfg = EngineConfig::new(Endpoints {
         ws_url: format!("ws://127.0.0.1:{port}"),
         rest_url: format!("http://127.0.0.1:{port}"),
+        instruments_url: None,
     });
     cfg.connect_timeout = Duration::from_millis(500);
     cfg.validate_token = true;
@@ -80,6 +82,7 @@ async fn engine_connect_errors_do_not_leak_the_token() {
             Credentials {
                 api_key: Secret::new(key),
                 access_token: Secret::new(token),
+                ..Default::default()
             },
             cfg,
             true,

@@ -5,6 +5,7 @@
 pub mod angel;
 pub mod kite;
 pub mod noren;
+pub mod openalgo;
 
 use crate::model::{FeedKey, Instrument, Mode, Tick};
 use crate::secret::Secret;
@@ -17,6 +18,8 @@ pub enum WsOut {
     Text(String),
     /// A binary frame.
     Binary(Vec<u8>),
+    /// A WebSocket ping frame (Noren's keepalive; the pong proves the transport).
+    Ping(Vec<u8>),
 }
 
 /// What one inbound message meant, after the codec appended any ticks to the output vector.
@@ -29,6 +32,11 @@ pub enum Inbound {
     },
     /// A keepalive from the server; proves the transport, never the data.
     Heartbeat,
+    /// The broker accepted the login message (adapters with [`Adapter::login_ack`]).
+    LoginOk,
+    /// The broker refused the credentials on an open connection (Noren `Not_Ok`, an
+    /// OpenAlgo `AUTHENTICATION_ERROR`): the engine stops retrying with this token.
+    AuthRejected(String),
     /// An informational broker message (shown in the event log).
     Notice(String),
     /// A broker error message on an open connection (connection kept).
@@ -126,20 +134,111 @@ pub struct Limits {
 /// Credentials for one broker account. Secrets are redacted in Debug and Display.
 #[derive(Clone, Debug, Default)]
 pub struct Credentials {
-    /// API key (Kite `api_key`).
+    /// API key (Kite `api_key`, Angel `x-api-key`, an OpenAlgo proxy's key).
     pub api_key: Secret,
-    /// Access token (Kite `access_token`).
+    /// The daily token (Kite `access_token`, Angel JWT, Noren `susertoken` / `accesstoken`).
     pub access_token: Secret,
+    /// The account / user id (Angel client code, Noren `uid`); empty where unused.
+    pub client_code: String,
+    /// Angel's feed token; empty elsewhere.
+    pub feed_token: Secret,
 }
 
 /// Endpoints of one broker, configurable so the engine can talk to any server speaking the
 /// protocol (the simulator, a staging host).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Endpoints {
-    /// WebSocket root, e.g. `wss://ws.kite.trade`.
+    /// WebSocket URL, e.g. `wss://ws.kite.trade`.
     pub ws_url: String,
     /// REST root, e.g. `https://api.kite.trade`.
     pub rest_url: String,
+    /// Where the instrument master lives when not under `rest_url` (Angel's is on another
+    /// host, Noren's at the host root); `None` = the adapter's default.
+    pub instruments_url: Option<String>,
+}
+
+impl Endpoints {
+    /// WebSocket and REST URLs, the master at the adapter's default place.
+    pub fn new(ws_url: impl Into<String>, rest_url: impl Into<String>) -> Endpoints {
+        Endpoints {
+            ws_url: ws_url.into(),
+            rest_url: rest_url.into(),
+            instruments_url: None,
+        }
+    }
+}
+
+/// HTTP method of a [`RestRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpMethod {
+    /// GET.
+    Get,
+    /// POST with a body.
+    Post,
+}
+
+/// One REST call an adapter wants made (the engine owns the HTTP client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestRequest {
+    /// Method.
+    pub method: HttpMethod,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers (may carry secrets: never logged).
+    pub headers: Vec<(String, String)>,
+    /// Raw body for POST (Noren's `jData=...&jKey=...` is not form-encoded).
+    pub body: Option<String>,
+}
+
+impl RestRequest {
+    /// A GET.
+    pub fn get(url: String, headers: Vec<(String, String)>) -> RestRequest {
+        RestRequest {
+            method: HttpMethod::Get,
+            url,
+            headers,
+            body: None,
+        }
+    }
+
+    /// Send it with `client`: (status, body text; a zip is returned as its first file).
+    pub async fn send(&self, client: &reqwest::Client) -> Result<(u16, String), String> {
+        let mut req = match self.method {
+            HttpMethod::Get => client.get(&self.url),
+            HttpMethod::Post => client.post(&self.url),
+        };
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        if let Some(b) = &self.body {
+            req = req.body(b.clone());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        Ok((status, body_text(&bytes)?))
+    }
+}
+
+/// A response body as text; zip archives (Noren's masters) are unpacked to their first file.
+pub fn body_text(bytes: &[u8]) -> Result<String, String> {
+    if bytes.starts_with(b"PK\x03\x04") {
+        use std::io::Read as _;
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+            .map_err(|e| format!("bad zip archive: {e}"))?;
+        let mut f = z.by_index(0).map_err(|e| format!("bad zip archive: {e}"))?;
+        let mut s = String::new();
+        f.read_to_string(&mut s)
+            .map_err(|e| format!("bad zip member: {e}"))?;
+        return Ok(s);
+    }
+    Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// Per-connection decoder state (some protocols merge deltas into snapshots).
@@ -180,6 +279,15 @@ pub trait Adapter: Send + Sync + 'static {
     fn login(&self, _creds: &Credentials) -> Vec<WsOut> {
         Vec::new()
     }
+    /// Whether the broker answers the login with an ack ([`Inbound::LoginOk`]) that must
+    /// arrive before anything is subscribed.
+    fn login_ack(&self) -> bool {
+        false
+    }
+    /// What the engine does when the last consumer leaves (overridable in config).
+    fn idle_policy(&self) -> crate::engine::IdlePolicy {
+        crate::engine::IdlePolicy::Disconnect
+    }
     /// Map an HTTP status that refused the upgrade to an error kind.
     fn classify_rejection(&self, status: u16) -> ErrorKind {
         match status {
@@ -200,12 +308,18 @@ pub trait Adapter: Send + Sync + 'static {
     fn keepalive(&self) -> Option<(Duration, WsOut)> {
         None
     }
-    /// Resolve `EXCHANGE:SYMBOL` from a loaded instrument master (CSV text).
+    /// The REST calls that fetch the instrument master (one per file; none when the broker
+    /// has no master, e.g. an OpenAlgo proxy).
+    fn instrument_requests(&self, ep: &Endpoints, creds: &Credentials) -> Vec<RestRequest>;
+    /// Parse one file of the instrument master.
     fn parse_instruments(&self, text: &str) -> Result<Vec<Instrument>, String>;
-    /// REST path of the instrument master.
-    fn instruments_path(&self) -> &'static str;
-    /// REST request that validates a token: (path, headers).
-    fn token_check_request(&self, creds: &Credentials) -> (String, Vec<(String, String)>);
+    /// A key for `EXCHANGE:SYMBOL` not in the master, for brokers that name instruments by
+    /// symbol on the wire (OpenAlgo); `None` = unknown instrument.
+    fn unlisted(&self, _exchange: &str, _symbol: &str) -> Option<FeedKey> {
+        None
+    }
+    /// REST request that validates a token (`None`: the broker has no such check).
+    fn token_check_request(&self, ep: &Endpoints, creds: &Credentials) -> Option<RestRequest>;
     /// Interpret the token-check response.
     fn token_check_response(&self, status: u16, body: &str) -> TokenCheck;
 }

@@ -49,6 +49,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Feed> {
                 let ep = crate::adapters::Endpoints {
                     ws_url: sim.ws_url(),
                     rest_url: sim.rest_url(),
+                    instruments_url: None,
                 };
                 // The simulator trades around the clock, so its market is always open.
                 (cfg.sim_setup(ep, &sim_cfg), Some(sim), true)

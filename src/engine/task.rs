@@ -85,6 +85,12 @@ pub(super) struct EngineTask {
     data_ref: Instant,
     stale_since: Option<Instant>,
     got_tick: bool,
+    /// False between the login message and the broker's ack (adapters with a login ack).
+    logged_in: bool,
+    /// When an unanswered login gives up.
+    login_deadline: Instant,
+    /// Set by the decoder path: the login was answered (Ok) or refused (Err).
+    login_result: Option<Result<(), String>>,
     buf: Vec<Tick>,
 }
 
@@ -145,6 +151,9 @@ impl EngineTask {
             data_ref: now,
             stale_since: None,
             got_tick: false,
+            logged_in: true,
+            login_deadline: now,
+            login_result: None,
             buf: Vec::with_capacity(1024),
         }
     }

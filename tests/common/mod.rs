@@ -25,6 +25,7 @@ pub fn fast_config(ws_url: &str, rest_url: &str) -> EngineConfig {
     let mut c = EngineConfig::new(Endpoints {
         ws_url: ws_url.into(),
         rest_url: rest_url.into(),
+        instruments_url: None,
     });
     c.seed = 30; // F30: a failing run is reproducible from its seed
     c.transport_timeout = Some(Duration::from_millis(400));
@@ -56,6 +57,7 @@ pub fn sim_creds(cfg: &SimConfig) -> Credentials {
     Credentials {
         api_key: Secret::new(cfg.api_key.clone()),
         access_token: Secret::new(cfg.access_token.clone()),
+        ..Default::default()
     }
 }
 

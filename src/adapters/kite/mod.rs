@@ -4,7 +4,8 @@
 pub mod codec;
 
 use super::{
-    Adapter, CodecError, Credentials, Decoder, Endpoints, Inbound, Limits, TokenCheck, WsOut,
+    Adapter, CodecError, Credentials, Decoder, Endpoints, Inbound, Limits, RestRequest,
+    TokenCheck, WsOut,
 };
 use crate::model::{FeedKey, Instrument, Mode, Tick};
 use std::time::Duration;
@@ -113,25 +114,19 @@ impl Adapter for Kite {
         parse_instrument_csv(text)
     }
 
-    fn instruments_path(&self) -> &'static str {
-        "/instruments"
+    fn instrument_requests(&self, ep: &Endpoints, creds: &Credentials) -> Vec<RestRequest> {
+        let root = ep.instruments_url.as_deref().unwrap_or(&ep.rest_url);
+        vec![RestRequest::get(
+            format!("{}/instruments", root.trim_end_matches('/')),
+            rest_headers(creds),
+        )]
     }
 
-    fn token_check_request(&self, creds: &Credentials) -> (String, Vec<(String, String)>) {
-        (
-            "/user/profile".into(),
-            vec![
-                ("X-Kite-Version".into(), "3".into()),
-                (
-                    "Authorization".into(),
-                    format!(
-                        "token {}:{}",
-                        creds.api_key.expose(),
-                        creds.access_token.expose()
-                    ),
-                ),
-            ],
-        )
+    fn token_check_request(&self, ep: &Endpoints, creds: &Credentials) -> Option<RestRequest> {
+        Some(RestRequest::get(
+            format!("{}/user/profile", ep.rest_url.trim_end_matches('/')),
+            rest_headers(creds),
+        ))
     }
 
     fn token_check_response(&self, status: u16, body: &str) -> TokenCheck {
@@ -155,6 +150,21 @@ impl Adapter for Kite {
             s => TokenCheck::Unknown(format!("token check answered HTTP {s}")),
         }
     }
+}
+
+/// Kite's REST headers: version and `token api_key:access_token`.
+fn rest_headers(creds: &Credentials) -> Vec<(String, String)> {
+    vec![
+        ("X-Kite-Version".into(), "3".into()),
+        (
+            "Authorization".into(),
+            format!(
+                "token {}:{}",
+                creds.api_key.expose(),
+                creds.access_token.expose()
+            ),
+        ),
+    ]
 }
 
 /// Percent-encode a query value (tokens are alphanumeric in practice; be safe anyway).
@@ -211,11 +221,9 @@ mod tests {
         let c = Credentials {
             api_key: Secret::new("key123456"),
             access_token: Secret::new("tok+/987654"),
+            ..Default::default()
         };
-        let ep = Endpoints {
-            ws_url: "ws://127.0.0.1:9/".into(),
-            rest_url: String::new(),
-        };
+        let ep = Endpoints::new("ws://127.0.0.1:9/", "");
         assert_eq!(
             Kite.ws_url(&ep, &c),
             "ws://127.0.0.1:9/?api_key=key123456&access_token=tok%2B%2F987654"

@@ -34,6 +34,7 @@ fn to_message(m: WsOut) -> Message {
     match m {
         WsOut::Text(t) => Message::text(t),
         WsOut::Binary(b) => Message::binary(b),
+        WsOut::Ping(p) => Message::Ping(p.into()),
     }
 }
 
@@ -61,20 +62,13 @@ impl EngineTask {
         if let Err(e) = self.send(&mut ws, login).await {
             return End::Lost(ErrorKind::Closed, e);
         }
-        let n = self.registry.desired_len();
-        if let Err(e) = self.sync(&mut ws).await {
-            return End::Lost(ErrorKind::Closed, e);
-        }
-        if n > 0 {
-            let verb = if reconnect {
-                "re-subscribed"
-            } else {
-                "subscribed"
-            };
-            self.event("resubscribed", format!("{verb} {n} instruments"));
-            self.set_state(EngineState::Subscribing);
-        } else {
-            self.set_state(EngineState::Live);
+        self.login_result = None;
+        self.logged_in = !self.adapter.login_ack();
+        self.login_deadline = now + self.cfg.connect_timeout;
+        if self.logged_in
+            && let Err(end) = self.on_logged_in(&mut ws, reconnect).await
+        {
+            return end;
         }
         let check = (self.transport_timeout.min(self.cfg.stale_after) / 10)
             .clamp(Duration::from_millis(5), Duration::from_millis(250));
@@ -136,6 +130,16 @@ impl EngineTask {
                         }
                         Some(Ok(_)) => self.last_frame = now,
                     }
+                    match self.login_result.take() {
+                        Some(Ok(())) if !self.logged_in => {
+                            self.logged_in = true;
+                            if let Err(end) = self.on_logged_in(&mut ws, reconnect).await {
+                                return end;
+                            }
+                        }
+                        Some(Err(text)) => return End::Lost(ErrorKind::Auth, text),
+                        _ => {}
+                    }
                 }
                 _ = watchdog.tick() => {
                     if let Some(end) = self.watchdogs(&mut ws).await { return end; }
@@ -158,6 +162,29 @@ impl EngineTask {
                 }
             }
         }
+    }
+
+    /// The session is open (no login ack needed, or it arrived): subscribe everything.
+    async fn on_logged_in(&mut self, ws: &mut Ws, reconnect: bool) -> Result<(), End> {
+        self.data_ref = Instant::now();
+        let n = self.registry.desired_len();
+        if let Err(e) = self.sync(ws).await {
+            return Err(End::Lost(ErrorKind::Closed, e));
+        }
+        if n > 0 {
+            let verb = if reconnect {
+                "re-subscribed"
+            } else {
+                "subscribed"
+            };
+            self.event("resubscribed", format!("{verb} {n} instruments"));
+            self.set_state(EngineState::Subscribing);
+        } else if self.registry.consumer_count() == 0 {
+            self.set_state(EngineState::Idle);
+        } else {
+            self.set_state(EngineState::Live);
+        }
+        Ok(())
     }
 
     /// After consumers changed: apply the idle policy when the last one left, and leave the
@@ -193,6 +220,10 @@ impl EngineTask {
 
     /// Send what the registry says is missing upstream.
     pub(super) async fn sync(&mut self, ws: &mut Ws) -> Result<(), String> {
+        if !self.logged_in {
+            // Subscribing before the broker accepted the login would be lost or refused.
+            return Ok(());
+        }
         let d: Diff = self.registry.diff();
         if d.is_empty() {
             return Ok(());
@@ -248,6 +279,15 @@ impl EngineTask {
                 }
             }
             Ok(Inbound::Heartbeat) | Ok(Inbound::Ignored) => {}
+            Ok(Inbound::LoginOk) => {
+                if !self.logged_in {
+                    self.event("logged_in", "session accepted by the broker".into());
+                }
+                self.login_result = Some(Ok(()));
+            }
+            Ok(Inbound::AuthRejected(m)) => {
+                self.login_result = Some(Err(redact(&format!("login rejected: {m}"))));
+            }
             Ok(Inbound::Notice(m)) => self.event("broker_message", redact(&m)),
             Ok(Inbound::ServerError(m)) => {
                 let m = redact(&m);
@@ -354,6 +394,18 @@ impl EngineTask {
 
     pub(super) async fn watchdogs(&mut self, ws: &mut Ws) -> Option<End> {
         let now = Instant::now();
+        if !self.logged_in {
+            if now >= self.login_deadline {
+                return Some(End::Lost(
+                    ErrorKind::Timeout,
+                    format!(
+                        "no answer to the login within {:?}",
+                        self.cfg.connect_timeout
+                    ),
+                ));
+            }
+            self.data_ref = now;
+        }
         let silent = now.saturating_duration_since(self.last_frame);
         if silent >= self.transport_timeout {
             return Some(End::Lost(

@@ -16,22 +16,16 @@ impl EngineTask {
         health_tick: &mut tokio::time::Interval,
     ) -> Result<bool, ()> {
         self.set_state(EngineState::ValidatingToken);
-        let (path, headers) = self.adapter.token_check_request(&self.creds);
-        let url = format!(
-            "{}{}",
-            self.cfg.endpoints.rest_url.trim_end_matches('/'),
-            path
-        );
-        let mut req = self.http.get(url);
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        let fut = async move {
-            let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
-            let status = resp.status().as_u16();
-            let body = resp.text().await.unwrap_or_default();
-            Ok::<_, String>((status, body))
+        let Some(req) = self
+            .adapter
+            .token_check_request(&self.cfg.endpoints, &self.creds)
+        else {
+            // The broker has no REST token check: the WebSocket login decides.
+            self.token_checked = true;
+            return Ok(true);
         };
+        let http = self.http.clone();
+        let fut = async move { req.send(&http).await };
         let r = self.interruptible(fut, health_tick).await?;
         match r {
             Ok((status, body)) => match self.adapter.token_check_response(status, &body) {

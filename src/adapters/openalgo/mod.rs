@@ -1,0 +1,2 @@
+//! OpenAlgo upstream: consume an OpenAlgo-compatible proxy (OpenAlgo itself, or another
+//! tickmux's `serve`) as the feed.
