@@ -85,6 +85,14 @@ pub enum FaultKind {
     /// Subscribing these tokens is refused (--tokens).
     #[value(alias = "reject-tokens")]
     RejectTokens,
+    /// Reconnects within --window seconds (default 5) of a close are upgraded then closed.
+    Cooldown,
+    /// At most --max (default 3) concurrent connections per broker; beyond: HTTP 429.
+    #[value(alias = "connection-limit")]
+    ConnectionLimit,
+    /// The server closes (1000) right after a subscribe request.
+    #[value(alias = "close-after-subscribe")]
+    CloseAfterSubscribe,
 }
 
 /// Arguments of `tickmux sim fault`.
@@ -104,6 +112,12 @@ pub struct FaultArgs {
     /// Delay per write for `slow_writes`, milliseconds.
     #[arg(long, value_name = "D")]
     pub delay_ms: Option<u64>,
+    /// Cooldown window for `cooldown`, seconds (default 5).
+    #[arg(long, value_name = "S", value_parser = parse_seconds)]
+    pub window: Option<f64>,
+    /// Concurrent connections per broker for `connection_limit` (default 3).
+    #[arg(long, value_name = "N")]
+    pub max: Option<usize>,
     /// Control URL printed by `tickmux sim` (its REST root).
     #[arg(long, value_name = "URL")]
     pub control: String,
@@ -118,6 +132,12 @@ pub fn build_fault(a: &FaultArgs) -> Result<Fault, String> {
     }
     if a.delay_ms.is_some() && a.kind != K::SlowWrites {
         return Err("--delay-ms applies only to the slow_writes fault".into());
+    }
+    if a.window.is_some() && a.kind != K::Cooldown {
+        return Err("--window applies only to the cooldown fault".into());
+    }
+    if a.max.is_some() && a.kind != K::ConnectionLimit {
+        return Err("--max applies only to the connection_limit fault".into());
     }
     if !a.tokens.is_empty() && !takes_tokens {
         return Err("--tokens applies only to the quiet and reject_tokens faults".into());
@@ -149,6 +169,13 @@ pub fn build_fault(a: &FaultArgs) -> Result<Fault, String> {
         K::RejectTokens => Fault::RejectTokens {
             tokens: a.tokens.clone(),
         },
+        K::Cooldown => Fault::Cooldown {
+            window_seconds: a.window.unwrap_or(5.0),
+        },
+        K::ConnectionLimit => Fault::ConnectionLimit {
+            max: a.max.unwrap_or(3),
+        },
+        K::CloseAfterSubscribe => Fault::CloseAfterSubscribe,
     })
 }
 
@@ -194,6 +221,9 @@ pub async fn run(cfg: &Config, args: SimArgs) -> anyhow::Result<ExitCode> {
         "control_url": s.rest_url(),
         "api_key": sc.api_key,
         "access_token": sc.access_token,
+        "client_code": sc.client_code,
+        "feed_token": sc.feed_token,
+        "brokers": s.broker_urls(),
     });
     {
         let mut out = std::io::stdout().lock();

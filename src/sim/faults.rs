@@ -25,9 +25,12 @@ pub enum Fault {
     Blackhole,
     /// Persistent: heartbeats continue, ticks stop.
     HeartbeatsOnly,
-    /// Persistent: upgrades and REST calls answered HTTP 403 (TokenException).
+    /// Persistent: every credential is refused the way the broker refuses a bad token: Kite
+    /// upgrade and REST 403 TokenException; Angel upgrade 401 with `x-error-message: Invalid
+    /// Auth token`, REST 401 AG8001; Noren login answered `Not_Ok` (then closed), REST
+    /// `Not_Ok` "Session Expired :  Invalid Session Key".
     Reject403,
-    /// Persistent: upgrades and REST calls answered HTTP 429.
+    /// Persistent: upgrades and REST calls answered HTTP 429 (every protocol).
     Reject429,
     /// Persistent: complete the upgrade, then close at once (1000).
     AcceptThenClose,
@@ -54,6 +57,34 @@ pub enum Fault {
         /// Rejected tokens.
         tokens: Vec<u32>,
     },
+    /// Persistent: Flattrade's reconnect cooldown. A connection opened within
+    /// `window_seconds` after a session of the same broker closed is upgraded and then closed
+    /// at once (1000, "session cooldown"), without a login ack: a transient failure, not an
+    /// auth one. Connections refused this way do not restart the window.
+    Cooldown {
+        /// The cooldown window, seconds (default 5).
+        #[serde(default = "default_window")]
+        window_seconds: f64,
+    },
+    /// Persistent: at most `max` concurrent connections per broker; an upgrade beyond it is
+    /// answered HTTP 429 with `x-error-message: Connection limit exceeded` (the Angel path
+    /// enforces 3 even without this fault, as the real server).
+    ConnectionLimit {
+        /// Concurrent connections allowed per broker (default 3).
+        #[serde(default = "default_max")]
+        max: usize,
+    },
+    /// Persistent: the server closes the connection (1000) right after a subscribe request,
+    /// before acknowledging it (Noren's behaviour in OpenAlgo issue 1965; any protocol).
+    CloseAfterSubscribe,
+}
+
+fn default_window() -> f64 {
+    5.0
+}
+
+fn default_max() -> usize {
+    3
 }
 
 impl Fault {
@@ -84,6 +115,9 @@ pub(crate) struct Flags {
     pub hang_handshake: bool,
     pub quiet: HashSet<u32>,
     pub rejected: HashSet<u32>,
+    pub cooldown: Option<Duration>,
+    pub connection_limit: Option<usize>,
+    pub close_after_subscribe: bool,
 }
 
 impl Flags {
@@ -106,6 +140,14 @@ impl Flags {
                 Fault::HangHandshake => f.hang_handshake = true,
                 Fault::Quiet { tokens } => f.quiet.extend(tokens),
                 Fault::RejectTokens { tokens } => f.rejected.extend(tokens),
+                Fault::Cooldown { window_seconds } => {
+                    let d = Duration::try_from_secs_f64(*window_seconds).unwrap_or_default();
+                    f.cooldown = Some(f.cooldown.map_or(d, |o| o.max(d)));
+                }
+                Fault::ConnectionLimit { max } => {
+                    f.connection_limit = Some(f.connection_limit.map_or(*max, |o| o.min(*max)));
+                }
+                Fault::CloseAfterSubscribe => f.close_after_subscribe = true,
             }
         }
         f
@@ -116,6 +158,15 @@ impl Flags {
     pub fn silenced(&self, token: u32) -> bool {
         (!self.quiet.is_empty() && self.quiet.contains(&token))
             || (!self.rejected.is_empty() && self.rejected.contains(&token))
+    }
+
+    /// True when a subscription to a broker token (or the Kite token of its instrument) must
+    /// be refused.
+    #[inline]
+    pub fn rejects(&self, broker_token: u32, market: Option<u32>) -> bool {
+        !self.rejected.is_empty()
+            && (self.rejected.contains(&broker_token)
+                || market.is_some_and(|m| self.rejected.contains(&m)))
     }
 }
 
@@ -234,55 +285,7 @@ pub(crate) fn inject(shared: &Shared, fault: Fault, duration: Option<Duration>) 
     }
 }
 
-/// Number of distinct malformed frame shapes [`malformed_frame`] produces.
-pub const MALFORMED_KINDS: u32 = 5;
-
-/// Build malformed frame number `kind % MALFORMED_KINDS` for `token` into `out` (cleared
-/// first). Shapes: truncated packet, packet count larger than the packets present, trailing
-/// bytes after the packets, an unknown packet length (8/28/32/44/184 are the only valid ones),
-/// and a packet length pointing past the end of the frame.
-pub fn malformed_frame(kind: u32, token: u32, out: &mut Vec<u8>) {
-    out.clear();
-    let ltp_packet = |out: &mut Vec<u8>| {
-        out.extend_from_slice(&token.to_be_bytes());
-        out.extend_from_slice(&100_000u32.to_be_bytes());
-    };
-    match kind % MALFORMED_KINDS {
-        0 => {
-            // Says one 44-byte quote packet, carries 20 bytes of it.
-            out.extend_from_slice(&1u16.to_be_bytes());
-            out.extend_from_slice(&44u16.to_be_bytes());
-            ltp_packet(out);
-            out.extend_from_slice(&[0u8; 12]);
-        }
-        1 => {
-            // Says three packets, carries one.
-            out.extend_from_slice(&3u16.to_be_bytes());
-            out.extend_from_slice(&8u16.to_be_bytes());
-            ltp_packet(out);
-        }
-        2 => {
-            // One valid LTP packet followed by garbage.
-            out.extend_from_slice(&1u16.to_be_bytes());
-            out.extend_from_slice(&8u16.to_be_bytes());
-            ltp_packet(out);
-            out.extend_from_slice(&[0xde, 0xad, 0xbe]);
-        }
-        3 => {
-            // A 10-byte packet: no such packet kind.
-            out.extend_from_slice(&1u16.to_be_bytes());
-            out.extend_from_slice(&10u16.to_be_bytes());
-            ltp_packet(out);
-            out.extend_from_slice(&[0, 0]);
-        }
-        _ => {
-            // Packet length far beyond the frame.
-            out.extend_from_slice(&1u16.to_be_bytes());
-            out.extend_from_slice(&0xffffu16.to_be_bytes());
-            ltp_packet(out);
-        }
-    }
-}
+pub use super::proto::kite::{MALFORMED_KINDS, malformed_frame};
 
 #[cfg(test)]
 mod tests {
@@ -321,11 +324,25 @@ mod tests {
     }
 
     #[test]
-    fn malformed_frames_differ_from_valid_lengths() {
-        let mut b = Vec::new();
-        for k in 0..MALFORMED_KINDS {
-            malformed_frame(k, 408065, &mut b);
-            assert!(b.len() > 4, "kind {k} must not look like a heartbeat");
-        }
+    fn quirk_faults_parse_with_defaults() {
+        let f: Fault = serde_json::from_str(r#"{"fault":"cooldown"}"#).unwrap();
+        assert_eq!(
+            f,
+            Fault::Cooldown {
+                window_seconds: 5.0
+            }
+        );
+        let f: Fault = serde_json::from_str(r#"{"fault":"connection_limit","max":1}"#).unwrap();
+        assert_eq!(f, Fault::ConnectionLimit { max: 1 });
+        let f: Fault = serde_json::from_str(r#"{"fault":"close_after_subscribe"}"#).unwrap();
+        assert_eq!(f, Fault::CloseAfterSubscribe);
+        let fl = Flags::from_active(&[ActiveFault {
+            id: 1,
+            fault: Fault::Cooldown {
+                window_seconds: -1.0,
+            },
+            until: None,
+        }]);
+        assert_eq!(fl.cooldown, Some(Duration::ZERO));
     }
 }

@@ -1,15 +1,34 @@
-//! The simulator's instrument master: Kite CSV rows plus synthetic NFO instruments.
+//! The simulator's instrument master: Kite CSV rows plus synthetic NFO instruments, and the
+//! same instruments as Angel One and Noren (Shoonya / Flattrade) name them.
 //!
-//! Synthetic instruments exist so benches can subscribe up to Kite's 3000-per-connection limit
-//! without a 3000-row CSV: ANY token not in the CSV with segment 2 (NFO) and
-//! `token >= 0x0100_0000` (exchange token >= 65536) is a synthetic NFO option with a
-//! deterministic base price. Its symbol is `NFO:SYNTH<n>` where `token = (65536 + n) << 8 | 2`.
+//! Every CSV row exists for every protocol (except BCD rows on Angel, which has no BSE
+//! currency segment). One market walk per Kite instrument token serves all of them: a tick
+//! for NSE INFY follows the same seeded path whether Kite (408065), Angel (exchangeType 1,
+//! "1594") or Noren (`NSE|1594`) asked for it.
+//!
+//! Broker tokens: the CSV's `exchange_token` for equities, futures and options (what Angel and
+//! Noren use). Indices use the brokers' real tokens where known — Noren `NSE|26000` Nifty 50,
+//! `NSE|26009` Nifty Bank, `NSE|26017` India VIX, `NSE|26037` Nifty Fin Service, BSE indices by
+//! their BSE code (`BSE|1` SENSEX); Angel `99926000`, `99926009`, … (`999` + the Noren NSE
+//! token) and `99919000` SENSEX — and a documented scheme otherwise: other NSE indices are
+//! Noren `26100 + exchange_token % 1000` (Angel `999` + that), other BSE indices Angel
+//! `99919000 + code`.
+//!
+//! Synthetic instruments exist so benches can subscribe thousands of instruments without a
+//! huge CSV: ANY Kite token not in the CSV with segment 2 (NFO) and `token >= 0x0100_0000`
+//! (exchange token >= 65536) is a synthetic NFO option with a deterministic base price. Its
+//! symbol is `NFO:SYNTH<n>` where `token = (65536 + n) << 8 | 2`. The same instrument is Angel
+//! exchangeType 2 (nse_fo) token `65536 + n` and Noren `NFO|<65536 + n>` ([`synthetic_key`]).
 
+use crate::adapters::angel::codec as angel;
+use crate::adapters::noren::codec as noren;
 use crate::model::{FeedKey, Instrument, Price};
 use std::collections::HashMap;
 
 /// First synthetic token (exchange token 65536, segment NFO).
 const SYNTH_BASE: u32 = 0x0100_0000;
+/// First synthetic exchange token (Angel / Noren NFO token of synthetic 0).
+const SYNTH_EXCHANGE_BASE: u32 = 0x1_0000;
 const SEG_NFO: u32 = 2;
 const SEG_INDICES: u32 = 9;
 /// Tick size used when the CSV says 0 (indices) or is unparsable: 0.05 rupee.
@@ -22,7 +41,7 @@ pub fn is_synthetic(token: u32) -> bool {
 
 /// The `n`-th synthetic token: `(65536 + n) << 8 | 2` (valid for `n < 16_711_680`).
 pub fn synthetic_token(n: u32) -> u32 {
-    (0x1_0000u32.wrapping_add(n) << 8) | SEG_NFO
+    (SYNTH_EXCHANGE_BASE.wrapping_add(n) << 8) | SEG_NFO
 }
 
 /// The first `n` synthetic tokens (for benches that need many instruments).
@@ -39,6 +58,19 @@ pub fn synthetic_instruments(n: usize) -> Vec<Instrument> {
             key: FeedKey::kite(synthetic_token(i)),
         })
         .collect()
+}
+
+/// The feed key of the `n`-th synthetic instrument on a broker's wire: Kite
+/// `FeedKey::kite(synthetic_token(n))`; Angel `{seg: 2 (nse_fo), token: 65536 + n}`; Noren
+/// (Shoonya, Flattrade) `{seg: 2 (NFO), token: 65536 + n}`.
+pub fn synthetic_key(broker: super::SimBroker, n: u32) -> FeedKey {
+    match broker {
+        super::SimBroker::Kite => FeedKey::kite(synthetic_token(n)),
+        _ => FeedKey {
+            seg: SEG_NFO as u16,
+            token: SYNTH_EXCHANGE_BASE.wrapping_add(n),
+        },
+    }
 }
 
 /// What the market model needs about an instrument. Prices in [`Price`] units.
@@ -58,11 +90,49 @@ pub struct Params {
     pub derivative: bool,
 }
 
-/// The parsed master: lookups by token and by `EXCHANGE:SYMBOL`, plus the CSV text for
-/// `GET /instruments`.
+/// The wire protocol families whose keys the master maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Family {
+    Kite,
+    Angel,
+    Noren,
+}
+
+/// One CSV row as the broker masters need it.
+#[derive(Clone, Debug)]
+pub(crate) struct Row {
+    pub token: u32,
+    pub exchange_token: u32,
+    /// Kite trading symbol (upper case).
+    pub symbol: String,
+    pub name: String,
+    /// `YYYY-MM-DD` or empty.
+    pub expiry: String,
+    /// Strike as written in the CSV (`26100`, `88.5`), `0` when none.
+    pub strike: String,
+    /// Tick size as written in the CSV (`0.05`; `0` for indices).
+    pub tick_text: String,
+    pub lot: u32,
+    /// `EQ`, `FUT`, `CE`, `PE`.
+    pub kind: String,
+    /// Exchange (upper case): NSE, BSE, NFO, BFO, CDS, BCD, MCX.
+    pub exchange: String,
+    pub index: bool,
+    /// Angel key (None: not on Angel).
+    pub angel: Option<FeedKey>,
+    /// Noren key (None: exchange unknown to Noren).
+    pub noren: Option<FeedKey>,
+}
+
+/// The parsed master: lookups by token, by `EXCHANGE:SYMBOL` and by broker key, plus the CSV
+/// text for `GET /instruments`.
 pub(crate) struct Instruments {
     by_token: HashMap<u32, Params>,
     by_name: HashMap<String, u32>,
+    rows: Vec<Row>,
+    row_of: HashMap<u32, usize>,
+    angel: HashMap<FeedKey, u32>,
+    noren: HashMap<FeedKey, u32>,
     csv: String,
 }
 
@@ -84,6 +154,35 @@ fn synthetic_params(token: u32) -> Params {
     }
 }
 
+/// Noren NSE index tokens the brokers really use, by Kite trading symbol.
+const NSE_INDEX_TOKENS: [(&str, u32); 4] = [
+    ("NIFTY 50", 26000),
+    ("NIFTY BANK", 26009),
+    ("INDIA VIX", 26017),
+    ("NIFTY FIN SERVICE", 26037),
+];
+
+/// The Noren token of an index row.
+fn noren_index_token(symbol: &str, exchange: &str, exchange_token: u32) -> u32 {
+    match exchange {
+        "NSE" => NSE_INDEX_TOKENS
+            .iter()
+            .find(|(s, _)| *s == symbol)
+            .map_or(26_100 + exchange_token % 1000, |(_, t)| *t),
+        _ => exchange_token,
+    }
+}
+
+/// The Angel token of an index row.
+fn angel_index_token(symbol: &str, exchange: &str, exchange_token: u32) -> u32 {
+    match exchange {
+        "NSE" => 99_900_000 + noren_index_token(symbol, exchange, exchange_token),
+        "BSE" if symbol == "SENSEX" => 99_919_000,
+        "BSE" => 99_919_000 + exchange_token % 1000,
+        _ => exchange_token,
+    }
+}
+
 impl Instruments {
     /// Parse Kite's instrument CSV (header-driven; only `instrument_token` is mandatory).
     pub fn parse(csv: String) -> Result<Instruments, String> {
@@ -101,9 +200,19 @@ impl Instruments {
             col("segment"),
             col("exchange"),
         );
+        let (et, nm, exp, st) = (
+            col("exchange_token"),
+            col("name"),
+            col("expiry"),
+            col("strike"),
+        );
         let mut me = Instruments {
             by_token: HashMap::new(),
             by_name: HashMap::new(),
+            rows: Vec::new(),
+            row_of: HashMap::new(),
+            angel: HashMap::new(),
+            noren: HashMap::new(),
             csv: String::new(),
         };
         for (n, line) in lines.enumerate() {
@@ -144,9 +253,62 @@ impl Instruments {
             if !exch.is_empty() && !sym.is_empty() {
                 me.by_name.insert(format!("{exch}:{sym}"), token);
             }
+            me.add_row(Row {
+                token,
+                exchange_token: get(et).parse().unwrap_or(token >> 8),
+                symbol: sym,
+                name: get(nm).to_string(),
+                expiry: get(exp).to_string(),
+                strike: get(st).to_string(),
+                tick_text: get(tk).to_string(),
+                lot,
+                kind: get(ty).to_ascii_uppercase(),
+                exchange: exch,
+                index,
+                angel: None,
+                noren: None,
+            });
         }
         me.csv = csv;
         Ok(me)
+    }
+
+    /// Record a row and its broker keys; a key another row already took is left out (logged).
+    fn add_row(&mut self, mut row: Row) {
+        if self.row_of.contains_key(&row.token) {
+            return;
+        }
+        let (sym, ex, et) = (&row.symbol, row.exchange.as_str(), row.exchange_token);
+        let angel_key = angel::exchange_type(ex).map(|t| FeedKey {
+            seg: u16::from(t),
+            token: if row.index {
+                angel_index_token(sym, ex, et)
+            } else {
+                et
+            },
+        });
+        let noren_key = noren::seg_of(ex).map(|seg| FeedKey {
+            seg,
+            token: if row.index {
+                noren_index_token(sym, ex, et)
+            } else {
+                et
+            },
+        });
+        for (key, map, slot) in [
+            (angel_key, &mut self.angel, &mut row.angel),
+            (noren_key, &mut self.noren, &mut row.noren),
+        ] {
+            let Some(k) = key else { continue };
+            if map.contains_key(&k) {
+                tracing::debug!(key = %k, token = row.token, "simulator: broker key taken, row left out");
+                continue;
+            }
+            map.insert(k, row.token);
+            *slot = Some(k);
+        }
+        self.row_of.insert(row.token, self.rows.len());
+        self.rows.push(row);
     }
 
     /// Market parameters of a token: CSV row, synthetic NFO, or `None` (unknown: silent).
@@ -156,6 +318,32 @@ impl Instruments {
             None if is_synthetic(token) => Some(synthetic_params(token)),
             None => None,
         }
+    }
+
+    /// The Kite token whose walk serves `key` on a protocol family (`None`: unknown
+    /// instrument, subscribed but silent).
+    pub fn market_token(&self, family: Family, key: FeedKey) -> Option<u32> {
+        let synth = |key: FeedKey| {
+            let t = key.token;
+            (key.seg == SEG_NFO as u16 && (SYNTH_EXCHANGE_BASE..1 << 24).contains(&t))
+                .then_some(t << 8 | SEG_NFO)
+                .filter(|k| !self.by_token.contains_key(k))
+        };
+        match family {
+            Family::Kite => self.params(key.token).map(|_| key.token),
+            Family::Angel => self.angel.get(&key).copied().or_else(|| synth(key)),
+            Family::Noren => self.noren.get(&key).copied().or_else(|| synth(key)),
+        }
+    }
+
+    /// The CSV row of a Kite token (synthetic instruments have none).
+    pub fn row(&self, token: u32) -> Option<&Row> {
+        self.row_of.get(&token).map(|&i| &self.rows[i])
+    }
+
+    /// Every CSV row, in file order.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
     }
 
     /// Resolve `EXCHANGE:TRADINGSYMBOL` (case-insensitive) to a token.
@@ -184,9 +372,13 @@ impl Instruments {
 mod tests {
     use super::*;
 
+    fn embedded() -> Instruments {
+        Instruments::parse(crate::sim::EMBEDDED_INSTRUMENTS.to_string()).unwrap()
+    }
+
     #[test]
     fn embedded_master_is_consistent() {
-        let ins = Instruments::parse(crate::sim::EMBEDDED_INSTRUMENTS.to_string()).unwrap();
+        let ins = embedded();
         assert!(ins.len() >= 150, "{}", ins.len());
         for (tok, p) in &ins.by_token {
             assert_eq!(p.base % p.tick, 0, "{tok}");
@@ -205,7 +397,7 @@ mod tests {
 
     #[test]
     fn synthetic_tokens_resolve() {
-        let ins = Instruments::parse(crate::sim::EMBEDDED_INSTRUMENTS.to_string()).unwrap();
+        let ins = embedded();
         let toks = synthetic_tokens(3000);
         assert!(
             toks.iter()
@@ -217,5 +409,42 @@ mod tests {
             ins.params(0x0100_0001).is_none(),
             "NSE-segment token is not synthetic"
         );
+        for b in [
+            super::super::SimBroker::Angel,
+            super::super::SimBroker::Shoonya,
+        ] {
+            let fam = b.family();
+            assert_eq!(
+                ins.market_token(fam, synthetic_key(b, 7)),
+                Some(toks[7]),
+                "{b:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_row_maps_to_the_brokers() {
+        let ins = embedded();
+        let k = |seg, token| FeedKey { seg, token };
+        assert_eq!(ins.market_token(Family::Angel, k(1, 1594)), Some(408065));
+        assert_eq!(ins.market_token(Family::Noren, k(1, 1594)), Some(408065));
+        assert_eq!(
+            ins.market_token(Family::Angel, k(1, 99926000)),
+            Some(256265)
+        );
+        assert_eq!(
+            ins.market_token(Family::Angel, k(1, 99926009)),
+            Some(260105)
+        );
+        assert_eq!(ins.market_token(Family::Noren, k(1, 26000)), Some(256265));
+        assert_eq!(ins.market_token(Family::Noren, k(1, 26009)), Some(260105));
+        assert_eq!(ins.market_token(Family::Noren, k(4, 1)), Some(265));
+        assert_eq!(ins.market_token(Family::Angel, k(3, 99919000)), Some(265));
+        assert_eq!(ins.market_token(Family::Angel, k(2, 38007)), Some(9729794));
+        assert_eq!(ins.market_token(Family::Noren, k(6, 5101)), Some(1305862));
+        for r in ins.rows() {
+            assert!(r.noren.is_some(), "{} not on Noren", r.symbol);
+            assert_eq!(r.angel.is_none(), r.exchange == "BCD", "{}", r.symbol);
+        }
     }
 }

@@ -1,34 +1,114 @@
-//! Built-in protocol simulator: a real Kite WebSocket + REST server on 127.0.0.1 with fault
+//! Built-in protocol simulator: real broker WebSocket + REST servers on 127.0.0.1 with fault
 //! injection, so the demo and every test exercise the same code path as a real broker.
 //!
-//! Layout: [`instruments`] (instrument master), [`market`] (seeded random walk), [`faults`]
-//! (fault state and malformed frames), `server` (WebSocket), `rest` (Kite REST + `/sim` control).
+//! One WebSocket port serves every protocol by path — Angel One SmartAPI WS 2.0 at
+//! `/smart-stream`, Shoonya (Noren) at `/NorenWSTP/`, Flattrade (Noren) at `/PiConnectWSAPI/`,
+//! Kite at any other path — and one HTTP port serves their REST endpoints, the instrument
+//! masters and the `/sim` control API. One set of credentials ([`SimConfig`]) works for all.
+//!
+//! Layout: [`instruments`] (instrument master and broker keys), `masters` (the brokers'
+//! master formats), [`market`] (seeded random walk), [`faults`] (fault state), `server`
+//! (accept, routing, upgrade gate), `conn` (the connection loop, written once for every
+//! protocol), `proto/` (one file per protocol), `rest/` (REST per broker + `/sim` control).
 
+mod conn;
 pub mod faults;
 pub mod instruments;
 pub mod market;
+mod masters;
+mod proto;
 mod rest;
 mod server;
+mod stats;
 
 pub use faults::Fault;
-pub use instruments::{is_synthetic, synthetic_instruments, synthetic_token, synthetic_tokens};
+pub use instruments::{
+    is_synthetic, synthetic_instruments, synthetic_key, synthetic_token, synthetic_tokens,
+};
+pub use stats::{ConnStats, SimStats};
 
-use crate::model::Mode;
 use anyhow::Context as _;
 use faults::FaultBoard;
-use instruments::Instruments;
+use instruments::{Family, Instruments};
 use market::Market;
 use serde::Serialize;
+use stats::Counters;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// The instrument master compiled into the binary (Kite CSV format).
 pub const EMBEDDED_INSTRUMENTS: &str = include_str!("../../assets/instruments.csv");
+
+/// Exchanges with a Noren master file (`/{EXCH}_symbols.txt.zip`).
+pub const NOREN_EXCHANGES: [&str; 8] = ["NSE", "NFO", "CDS", "BSE", "BFO", "BCD", "MCX", "NCX"];
+
+/// A broker the simulator speaks for; each has its own paths (and so its own protocol).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimBroker {
+    /// Zerodha Kite Connect (any WebSocket path not claimed by another broker).
+    #[default]
+    Kite,
+    /// Angel One SmartAPI WebSocket 2.0 (`/smart-stream`).
+    Angel,
+    /// Shoonya / Finvasia, NorenOMS (`/NorenWSTP/`).
+    Shoonya,
+    /// Flattrade, NorenOMS (`/PiConnectWSAPI/`).
+    Flattrade,
+}
+
+impl SimBroker {
+    /// Every broker, in a fixed order.
+    pub const ALL: [SimBroker; 4] = [
+        SimBroker::Kite,
+        SimBroker::Angel,
+        SimBroker::Shoonya,
+        SimBroker::Flattrade,
+    ];
+
+    /// Snake-case name (`kite`, `angel`, `shoonya`, `flattrade`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimBroker::Kite => "kite",
+            SimBroker::Angel => "angel",
+            SimBroker::Shoonya => "shoonya",
+            SimBroker::Flattrade => "flattrade",
+        }
+    }
+
+    /// The broker whose WebSocket path this is (trailing slash and case ignored).
+    pub fn for_ws_path(path: &str) -> SimBroker {
+        let p = path.trim_end_matches('/');
+        let is = |s: &str| p.eq_ignore_ascii_case(s);
+        if is("/smart-stream") {
+            SimBroker::Angel
+        } else if is("/NorenWSTP") {
+            SimBroker::Shoonya
+        } else if is("/PiConnectWSAPI") || is("/PiConnectWSTp") {
+            SimBroker::Flattrade
+        } else {
+            SimBroker::Kite
+        }
+    }
+
+    pub(crate) fn family(self) -> Family {
+        match self {
+            SimBroker::Kite => Family::Kite,
+            SimBroker::Angel => Family::Angel,
+            SimBroker::Shoonya | SimBroker::Flattrade => Family::Noren,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// Simulator settings.
 #[derive(Clone, Debug)]
@@ -39,8 +119,15 @@ pub struct SimConfig {
     pub tick_rate: u32,
     /// The only `api_key` accepted.
     pub api_key: String,
-    /// The only `access_token` accepted.
+    /// The only `access_token` accepted (also Angel's JWT and Noren's susertoken /
+    /// accesstoken).
     pub access_token: String,
+    /// The only client code / user id accepted (Angel `x-client-code`, Noren `uid`).
+    pub client_code: String,
+    /// The only Angel feed token accepted (`x-feed-token`).
+    pub feed_token: String,
+    /// Concurrent connections the Angel path allows without any fault (Angel's real limit: 3).
+    pub angel_connection_limit: usize,
     /// Idle time after which a 1-byte heartbeat is sent.
     pub heartbeat_interval: Duration,
     /// WebSocket port on 127.0.0.1 (0 = ephemeral).
@@ -59,6 +146,9 @@ impl Default for SimConfig {
             tick_rate: 200,
             api_key: "sim_api_key".into(),
             access_token: "sim_access_token".into(),
+            client_code: "SIM001".into(),
+            feed_token: "sim_feed_token".into(),
+            angel_connection_limit: 3,
             heartbeat_interval: Duration::from_secs(1),
             ws_port: 0,
             http_port: 0,
@@ -67,68 +157,19 @@ impl Default for SimConfig {
     }
 }
 
-/// Counters and per-connection views, as returned by [`SimControl::stats`].
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct SimStats {
-    /// TCP connections accepted on the WebSocket port.
-    pub accepted_tcp: u64,
-    /// Successful WebSocket upgrades.
-    pub upgrades: u64,
-    /// Upgrades (and REST calls) answered 403.
-    pub rejected_auth: u64,
-    /// Upgrades (and REST calls) answered 429.
-    pub rejected_limit: u64,
-    /// Currently open WebSocket connections.
-    pub open_connections: usize,
-    /// Tick packets sent (all connections).
-    pub ticks_sent: u64,
-    /// 1-byte heartbeats sent.
-    pub heartbeats_sent: u64,
-    /// Binary data frames sent (tick frames and malformed frames; heartbeats not included).
-    pub frames_sent: u64,
-    /// REST requests to the Kite endpoints (not `/sim`), rejected ones included.
-    pub rest_requests: u64,
-    /// REST requests to `/quote`, `/quote/ltp` and `/quote/ohlc` (rejected ones included).
-    pub quote_requests: u64,
-    /// Currently open connections, oldest first.
-    pub connections: Vec<ConnStats>,
-}
-
-/// One open WebSocket connection as the simulator sees it.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct ConnStats {
-    /// Connection id (increasing).
-    pub id: u64,
-    /// Subscribed tokens and their modes.
-    pub subscriptions: BTreeMap<u32, Mode>,
-    /// Subscribe messages received.
-    pub subscribe_messages: u64,
-    /// Tokens over all subscribe messages (duplicates included).
-    pub tokens_subscribed_total: u64,
-    /// Tokens subscribed while already subscribed on this connection.
-    pub duplicate_subscribes: u64,
-}
-
-/// Global counters; atomics so hot paths never take a lock for them.
-#[derive(Default)]
-pub(crate) struct Counters {
-    pub accepted_tcp: AtomicU64,
-    pub upgrades: AtomicU64,
-    pub rejected_auth: AtomicU64,
-    pub rejected_limit: AtomicU64,
-    pub ticks_sent: AtomicU64,
-    pub heartbeats_sent: AtomicU64,
-    pub frames_sent: AtomicU64,
-    pub rest_requests: AtomicU64,
-    pub quote_requests: AtomicU64,
-}
-
 /// State shared by the listeners, every connection and the control handles.
 pub(crate) struct Shared {
     pub api_key: String,
     pub access_token: String,
+    pub client_code: String,
+    pub feed_token: String,
+    pub angel_connection_limit: usize,
     pub heartbeat: Duration,
     pub instruments: Instruments,
+    /// Broker masters, built on first request.
+    pub masters: Masters,
+    /// When a session of each broker last closed (the cooldown fault's reference).
+    pub last_close: Mutex<[Option<Instant>; 4]>,
     pub market: Mutex<Market>,
     pub faults: Arc<FaultBoard>,
     pub tick_rate: AtomicU32,
@@ -138,6 +179,21 @@ pub(crate) struct Shared {
     /// Becomes true (or its sender is dropped) when the simulator stops.
     pub shutdown: watch::Receiver<bool>,
     pub rt: tokio::runtime::Handle,
+}
+
+/// Lazily built broker masters (immutable once built).
+#[derive(Default)]
+pub(crate) struct Masters {
+    pub angel: OnceLock<String>,
+    /// Per Noren exchange: the CSV and its zip.
+    pub noren: [OnceLock<(String, Vec<u8>)>; 8],
+}
+
+/// Unix seconds now.
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Resolve once the simulator is stopping (flag set or sender dropped). Returns `()` so no
@@ -152,6 +208,21 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Count a refused credential.
+    pub(crate) fn count_rejected_auth(&self) {
+        self.counters.rejected_auth.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Remember that a session of `broker` just closed.
+    pub(crate) fn session_closed(&self, broker: SimBroker) {
+        lock(&self.last_close)[broker.index()] = Some(Instant::now());
+    }
+
+    /// Whether a session of `broker` closed less than `window` ago.
+    pub(crate) fn in_cooldown(&self, broker: SimBroker, window: Duration) -> bool {
+        lock(&self.last_close)[broker.index()].is_some_and(|t| t.elapsed() < window)
+    }
+
     fn stats(&self) -> SimStats {
         let c = &self.counters;
         let conns = lock(&self.conns);
@@ -160,6 +231,7 @@ impl Shared {
             upgrades: c.upgrades.load(Ordering::Relaxed),
             rejected_auth: c.rejected_auth.load(Ordering::Relaxed),
             rejected_limit: c.rejected_limit.load(Ordering::Relaxed),
+            rejected_cooldown: c.rejected_cooldown.load(Ordering::Relaxed),
             open_connections: conns.len(),
             ticks_sent: c.ticks_sent.load(Ordering::Relaxed),
             heartbeats_sent: c.heartbeats_sent.load(Ordering::Relaxed),
@@ -201,6 +273,11 @@ impl Sim {
         let shared = Arc::new(Shared {
             api_key: cfg.api_key,
             access_token: cfg.access_token,
+            client_code: cfg.client_code,
+            feed_token: cfg.feed_token,
+            angel_connection_limit: cfg.angel_connection_limit,
+            masters: Masters::default(),
+            last_close: Mutex::new([None; 4]),
             heartbeat: cfg.heartbeat_interval.max(Duration::from_millis(1)),
             instruments,
             market: Mutex::new(Market::new(cfg.seed)),
@@ -227,14 +304,69 @@ impl Sim {
         })
     }
 
-    /// WebSocket root, e.g. `ws://127.0.0.1:PORT`.
+    /// Kite's WebSocket root, e.g. `ws://127.0.0.1:PORT`.
     pub fn ws_url(&self) -> String {
         format!("ws://{}", self.ws_addr)
     }
 
-    /// REST root (also the `/sim` control root), e.g. `http://127.0.0.1:PORT`.
+    /// Kite's REST root (also the `/sim` control root), e.g. `http://127.0.0.1:PORT`.
     pub fn rest_url(&self) -> String {
         format!("http://{}", self.http_addr)
+    }
+
+    /// A broker's WebSocket URL as its official client takes it: Kite `ws://H:P`, Angel
+    /// `ws://H:P/smart-stream`, Shoonya `ws://H:P/NorenWSTP/`, Flattrade
+    /// `ws://H:P/PiConnectWSAPI/`.
+    pub fn ws_url_for(&self, broker: SimBroker) -> String {
+        let path = match broker {
+            SimBroker::Kite => "",
+            SimBroker::Angel => "/smart-stream",
+            SimBroker::Shoonya => "/NorenWSTP/",
+            SimBroker::Flattrade => "/PiConnectWSAPI/",
+        };
+        format!("ws://{}{path}", self.ws_addr)
+    }
+
+    /// A broker's REST root as its official client takes it: Kite and Angel `http://H:P`
+    /// (routes `/user/profile`, `/rest/secure/angelbroking/...`), Shoonya
+    /// `http://H:P/NorenWClientTP/`, Flattrade `http://H:P/PiConnectAPI/` (routes appended
+    /// with their leading slash, `//GetQuotes`, are accepted).
+    pub fn rest_url_for(&self, broker: SimBroker) -> String {
+        let path = match broker {
+            SimBroker::Kite | SimBroker::Angel => "",
+            SimBroker::Shoonya => "/NorenWClientTP/",
+            SimBroker::Flattrade => "/PiConnectAPI/",
+        };
+        format!("http://{}{path}", self.http_addr)
+    }
+
+    /// Where a broker's instrument master lives: Kite `http://H:P/instruments` (CSV), Angel
+    /// `http://H:P/OpenAPI_File/files/OpenAPIScripMaster.json`; Shoonya and Flattrade the
+    /// directory `http://H:P/` holding `{EXCH}_symbols.txt.zip` (and the unzipped
+    /// `{EXCH}_symbols.txt`) for each of [`NOREN_EXCHANGES`].
+    pub fn instruments_url_for(&self, broker: SimBroker) -> String {
+        let path = match broker {
+            SimBroker::Kite => "/instruments",
+            SimBroker::Angel => "/OpenAPI_File/files/OpenAPIScripMaster.json",
+            SimBroker::Shoonya | SimBroker::Flattrade => "/",
+        };
+        format!("http://{}{path}", self.http_addr)
+    }
+
+    /// Every broker's URLs as JSON: `{"kite":{"ws_url","rest_url","instruments_url"},...}`.
+    pub fn broker_urls(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for b in SimBroker::ALL {
+            m.insert(
+                b.as_str().into(),
+                serde_json::json!({
+                    "ws_url": self.ws_url_for(b),
+                    "rest_url": self.rest_url_for(b),
+                    "instruments_url": self.instruments_url_for(b),
+                }),
+            );
+        }
+        serde_json::Value::Object(m)
     }
 
     /// A cheap handle to inject faults and read stats.

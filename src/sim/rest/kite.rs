@@ -1,55 +1,16 @@
-//! Kite REST endpoints (profile, quotes, instrument master) and the `/sim` fault-control API,
-//! served by axum on the simulator's HTTP listener.
+//! Kite REST: profile (token check), quotes (REST fallback) and the instrument master.
 
-use super::faults::{self, Fault};
-use super::server::{TOKEN_EXCEPTION, TOO_MANY};
-use super::{Shared, lock, stopped};
+use super::{S, raw_json};
 use crate::model::{Level, Mode, Price, Tick};
-use axum::Router;
+use crate::sim::server::{TOKEN_EXCEPTION, TOO_MANY};
+use crate::sim::{Shared, lock, now_secs};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use bytes::Bytes;
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::net::TcpListener;
-use tokio::sync::watch;
 
-type S = State<Arc<Shared>>;
-
-/// Serve until the stop flag is set.
-pub(crate) async fn run(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let app = Router::new()
-        .route("/user/profile", get(profile))
-        .route("/quote", get(quote_full))
-        .route("/quote/ltp", get(quote_ltp))
-        .route("/quote/ohlc", get(quote_ohlc))
-        .route("/instruments", get(instruments))
-        .route("/sim/faults", post(add_fault).delete(clear_faults))
-        .route("/sim/state", get(state))
-        .route("/sim/tick_rate", post(set_tick_rate))
-        .fallback(not_found)
-        .with_state(shared);
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-        stopped(&mut stop).await;
-    });
-    if let Err(e) = serve.await {
-        tracing::warn!(error = %e, "simulator REST server failed");
-    }
-}
-
-fn raw_json(status: StatusCode, body: &'static str) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
     let body = json!({"status":"error","message":message,"data":null,"error_type":error_type});
     (status, axum::Json(body)).into_response()
 }
@@ -82,7 +43,7 @@ fn gate(s: &Shared, headers: &HeaderMap, need_auth: bool) -> Option<Response> {
     None
 }
 
-async fn profile(State(s): S, headers: HeaderMap) -> Response {
+pub(super) async fn profile(State(s): S, headers: HeaderMap) -> Response {
     if let Some(r) = gate(&s, &headers, true) {
         return r;
     }
@@ -101,7 +62,7 @@ async fn profile(State(s): S, headers: HeaderMap) -> Response {
     }))
 }
 
-async fn instruments(State(s): S, headers: HeaderMap) -> Response {
+pub(super) async fn instruments(State(s): S, headers: HeaderMap) -> Response {
     // Kite serves the master without a session; only the 403/429 faults apply.
     if let Some(r) = gate(&s, &headers, false) {
         return r;
@@ -117,32 +78,26 @@ enum Kind {
     Full,
 }
 
-async fn quote_ltp(State(s): S, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn quote_ltp(State(s): S, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     quotes(&s, &headers, q, Kind::Ltp)
 }
 
-async fn quote_ohlc(State(s): S, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn quote_ohlc(State(s): S, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     quotes(&s, &headers, q, Kind::Ohlc)
 }
 
-async fn quote_full(State(s): S, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub(super) async fn quote_full(State(s): S, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
     quotes(&s, &headers, q, Kind::Full)
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// Kite's REST timestamps: `yyyy-mm-dd hh:mm:ss` in IST (UTC+05:30, no DST).
-fn ist(secs: i64) -> String {
+pub(super) fn ist(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs + 19_800, 0)
         .map(|d| d.naive_utc().format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
 }
 
-fn p(x: Price) -> Value {
+pub(super) fn p(x: Price) -> Value {
     json!(x.to_f64())
 }
 
@@ -230,88 +185,4 @@ fn quotes(s: &Shared, headers: &HeaderMap, q: Option<String>, kind: Kind) -> Res
         data.insert(key, quote_json(kind, &t, st.circuits(), secs));
     }
     success(Value::Object(data))
-}
-
-async fn not_found() -> Response {
-    error(StatusCode::NOT_FOUND, "GeneralException", "Route not found")
-}
-
-// The /sim API answers plain JSON (no Kite envelope) so scripts can use it directly.
-fn bad(msg: impl std::fmt::Display) -> Response {
-    let body = json!({"error": msg.to_string()});
-    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
-}
-
-fn plain(v: Value) -> Response {
-    axum::Json(v).into_response()
-}
-
-/// `POST /sim/faults` with the fault JSON plus optional `"seconds"`.
-async fn add_fault(State(s): S, body: Bytes) -> Response {
-    let mut v: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => return bad(format_args!("body is not JSON: {e}")),
-    };
-    let secs = v.as_object_mut().and_then(|o| o.remove("seconds"));
-    let duration = match &secs {
-        None | Some(Value::Null) => None,
-        Some(x) => match x.as_f64().and_then(|f| Duration::try_from_secs_f64(f).ok()) {
-            Some(d) => Some(d),
-            None => return bad("\"seconds\" must be a non-negative number"),
-        },
-    };
-    let fault: Fault = match serde_json::from_value(v) {
-        Ok(f) => f,
-        Err(e) => return bad(format_args!("unknown fault: {e}")),
-    };
-    faults::inject(&s, fault.clone(), duration);
-    plain(json!({"injected": fault, "seconds": secs}))
-}
-
-/// `DELETE /sim/faults`: clear every persistent fault.
-async fn clear_faults(State(s): S) -> Response {
-    s.faults.clear();
-    plain(json!({"cleared": true}))
-}
-
-/// `GET /sim/state`: [`super::SimStats`] plus `faults` and `tick_rate`.
-async fn state(State(s): S) -> Response {
-    let mut v = serde_json::to_value(s.stats()).unwrap_or_else(|_| json!({}));
-    let active: Vec<Value> = s
-        .faults
-        .active()
-        .into_iter()
-        .map(|(f, left)| {
-            let mut fv = serde_json::to_value(f).unwrap_or(Value::Null);
-            if let Some(o) = fv.as_object_mut() {
-                o.insert(
-                    "remaining_seconds".into(),
-                    json!(left.map(|d| d.as_secs_f64())),
-                );
-            }
-            fv
-        })
-        .collect();
-    if let Some(o) = v.as_object_mut() {
-        o.insert("faults".into(), Value::Array(active));
-        o.insert(
-            "tick_rate".into(),
-            json!(s.tick_rate.load(Ordering::Relaxed)),
-        );
-    }
-    plain(v)
-}
-
-/// `POST /sim/tick_rate` with `{"ticks_per_sec": N}`.
-async fn set_tick_rate(State(s): S, body: Bytes) -> Response {
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let Some(n) = v
-        .get("ticks_per_sec")
-        .and_then(Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
-    else {
-        return bad("expected {\"ticks_per_sec\": <u32>}");
-    };
-    s.tick_rate.store(n, Ordering::Relaxed);
-    plain(json!({"ticks_per_sec": n}))
 }
