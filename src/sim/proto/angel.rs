@@ -194,9 +194,14 @@ impl Protocol for Angel {
     }
 
     fn encode(&mut self, cx: &mut Cx<'_>, ticks: &[Ticked]) -> u64 {
+        let now_ms = crate::sim::now_secs().saturating_mul(1000);
         for t in ticks {
             let mode = AngelMode::from_wire(t.sk.variant).unwrap_or(AngelMode::Ltp);
             let mut p = AngelPacket::from_tick(&t.tick, mode);
+            if p.exchange_timestamp == 0 {
+                // LTP ticks carry no time; every Angel packet has the exchange timestamp.
+                p.exchange_timestamp = now_ms;
+            }
             if t.tick.tradable && mode != AngelMode::Depth20 {
                 self.seq += 1;
                 p.sequence_number = self.seq;
