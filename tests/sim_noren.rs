@@ -407,7 +407,7 @@ async fn malformed_ignored_quiet_and_rejected_on_noren() {
     ctl.clear();
     drop(ws);
 
-    // Quiet: the snapshot (the subscribe's ack) comes, no delta. Rejected: nothing at all.
+    // Quiet, rejected: nothing at all (a snapshot is a tick). Quiet ends: the snapshot first.
     ctl.inject(Fault::Quiet { tokens: vec![1594] }, None);
     ctl.inject(Fault::RejectTokens { tokens: vec![2885] }, None);
     let mut ws = noren(&sim, SimBroker::Shoonya).await;
@@ -417,17 +417,28 @@ async fn malformed_ignored_quiet_and_rejected_on_noren() {
     )
     .await;
     let m = read_until(&mut ws, LONG, |m| of(m, "tf", 26000).len() >= 20).await;
-    assert_eq!(of(&m, "tk", 1594).len(), 1);
-    assert!(of(&m, "tf", 1594).is_empty());
-    assert!(m.iter().all(|m| m["tk"] != "2885"));
+    assert!(m.iter().all(|m| m["tk"] != "1594" && m["tk"] != "2885"));
     ctl.clear();
+    let m = read_until(&mut ws, LONG, |m| !of(m, "tf", 1594).is_empty()).await;
+    assert_eq!(
+        of(&m, "tk", 1594).len(),
+        1,
+        "snapshot before the first delta"
+    );
+    let first = m.iter().position(|m| m["tk"] == "1594").unwrap();
+    assert_eq!(m[first]["t"], "tk");
+    assert!(
+        m.iter().all(|m| m["tk"] != "2885"),
+        "rejected stays unsubscribed"
+    );
 
-    // Acked but silent: a snapshot, then nothing for subscriptions made under the fault.
+    // Acked but silent: subscriptions made under the fault never tick, not even a snapshot.
     ctl.inject(Fault::IgnoreSubscriptions, None);
     send(&mut ws, subscribe(Feed::Depth, &[NIFTY_CE])).await;
     let m = read_until(&mut ws, LONG, |m| of(m, "tf", 1594).len() >= 20).await;
-    assert_eq!(of(&m, "dk", 38007).len(), 1);
-    assert!(of(&m, "df", 38007).is_empty());
+    assert!(m.iter().all(|m| m["tk"] != "38007"));
+    let keys = &ctl.stats().connections[0].keys;
+    assert_eq!(keys.get(&NIFTY_CE), Some(&Mode::Depth), "recorded");
     sim.shutdown().await;
 }
 

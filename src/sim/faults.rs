@@ -43,16 +43,22 @@ pub enum Fault {
     },
     /// Persistent: subscribe/mode messages are accepted (and recorded) but the tokens they name
     /// never tick on that connection, even after the fault ends, until subscribed again;
-    /// earlier subscriptions keep ticking and heartbeats continue ("acked but silent").
+    /// earlier subscriptions keep ticking and heartbeats continue ("acked but silent"; Noren
+    /// sends no snapshot for them, Angel has no ack at all).
     IgnoreSubscriptions,
     /// Persistent: accept TCP, never answer the HTTP upgrade.
     HangHandshake,
-    /// Persistent: never send ticks for these tokens.
+    /// Persistent: never send ticks for these tokens (Noren: not even the snapshot, which is
+    /// sent first once the fault ends). A token matches a Kite instrument token on every
+    /// protocol (408065 silences INFY everywhere) or an Angel / Noren token (1594 silences
+    /// NSE INFY there, whatever the exchange).
     Quiet {
         /// Silent tokens.
         tokens: Vec<u32>,
     },
-    /// Persistent: subscribing these tokens gets an error text; they never tick.
+    /// Persistent: subscribing these tokens is refused and they never tick: Kite answers an
+    /// error text, Angel an E1001 naming them, Noren sends no snapshot. Tokens match as for
+    /// `Quiet`.
     RejectTokens {
         /// Rejected tokens.
         tokens: Vec<u32>,

@@ -205,7 +205,9 @@ impl Callback for Gate {
             let open = conns.values().filter(|c| c.broker == broker).count();
             if limit.is_some_and(|max| open >= max) {
                 c.rejected_limit.fetch_add(1, Ordering::Relaxed);
-                let body = format!(r#"{{"status":"error","message":"{CONNECTION_LIMIT}"}}"#);
+                let body = format!(
+                    r#"{{"status":"error","message":"{CONNECTION_LIMIT}","error_type":"NetworkException"}}"#
+                );
                 let m = Some(CONNECTION_LIMIT);
                 return Err(rejection(StatusCode::TOO_MANY_REQUESTS, &body, m));
             }

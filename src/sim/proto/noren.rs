@@ -9,7 +9,9 @@
 //! included, brings a fresh one), then sparse `tf`/`df` deltas with only the fields that
 //! changed (all values strings; a step that changed nothing sends nothing). `u`/`ud` → `uk`/
 //! `udk` naming the keys, `o`/`uo` → `ok`/`uok`, `{"t":"h"}` ignored; pings are answered by the
-//! WebSocket layer. There is no server heartbeat. Unknown or rejected scrips get no snapshot.
+//! WebSocket layer. There is no server heartbeat. A snapshot is a tick: unknown, rejected,
+//! quiet and ignored (IgnoreSubscriptions) scrips get none, and under HeartbeatsOnly it is
+//! owed until data flows again.
 
 use super::{Cx, Effect, MAX_SUBSCRIPTIONS, Protocol, SubKey, Ticked};
 use crate::adapters::noren::codec::{
@@ -171,7 +173,11 @@ impl Noren {
                 dups += 1;
             }
             self.prev.remove(&sk);
-            if let (Some(m), false) = (market, cx.flags.heartbeats_only) {
+            // A snapshot is a tick: none for quiet or ignored scrips, none while only
+            // heartbeats flow (the first tick after that is the snapshot).
+            let f = cx.flags;
+            let silent = |m: u32| f.silenced(m) || (key.token != m && f.silenced(key.token));
+            if let Some(m) = market.filter(|m| tickable && !silent(*m) && !f.heartbeats_only) {
                 self.snapshot(cx, sk, m, mode);
             }
         }
