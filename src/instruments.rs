@@ -8,10 +8,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Instruments by `EXCHANGE:SYMBOL` and by feed key.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 pub struct InstrumentMaster {
     by_name: HashMap<(String, String), Arc<Instrument>>,
     by_key: HashMap<FeedKey, Arc<Instrument>>,
+    /// The broker, for raw tokens and symbols outside the master (see [`Adapter::raw_key`]
+    /// and [`Adapter::unlisted`]); without it a raw token is taken as Kite's.
+    adapter: Option<Arc<dyn Adapter>>,
+}
+
+impl std::fmt::Debug for InstrumentMaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstrumentMaster")
+            .field("instruments", &self.by_key.len())
+            .field("adapter", &self.adapter.as_ref().map(|a| a.name()))
+            .finish()
+    }
 }
 
 impl InstrumentMaster {
@@ -26,6 +38,12 @@ impl InstrumentMaster {
             m.by_key.entry(i.key).or_insert(i);
         }
         m
+    }
+
+    /// Resolve raw tokens and unlisted symbols the way `adapter` does.
+    pub fn with_adapter(mut self, adapter: Arc<dyn Adapter>) -> InstrumentMaster {
+        self.adapter = Some(adapter);
+        self
     }
 
     /// Fetch and parse the broker's master over REST (every file it names).
@@ -46,6 +64,11 @@ impl InstrumentMaster {
                     crate::secret::redact(&e)
                 )
             })?;
+            if status == 404 && !list.is_empty() {
+                // Not every broker publishes every exchange's file.
+                tracing::warn!("instrument master {url}: HTTP 404; skipped");
+                continue;
+            }
             if !(200..300).contains(&status) {
                 anyhow::bail!("instrument master {url}: HTTP {status}");
             }
@@ -64,6 +87,16 @@ impl InstrumentMaster {
         if let Some(i) = self.by_name.get(&(ex.clone(), sym.clone())) {
             return Ok(i.clone());
         }
+        if let Some(a) = &self.adapter
+            && let Some(key) = a.unlisted(&ex, &sym)
+        {
+            // A broker that names instruments by symbol on the wire (OpenAlgo).
+            return Ok(Arc::new(Instrument {
+                exchange: ex,
+                symbol: sym,
+                key,
+            }));
+        }
         if let Ok(tok) = sym.parse::<u32>() {
             if let Some(i) = self
                 .by_key
@@ -73,10 +106,16 @@ impl InstrumentMaster {
                 return Ok(i.clone());
             }
             // A raw token the master does not list: trust the user, keyed the broker's way.
+            let key = match &self.adapter {
+                Some(a) => a
+                    .raw_key(&ex, tok)
+                    .ok_or_else(|| format!("{ex}:{sym}: {} has no exchange {ex}", a.name()))?,
+                None => FeedKey::kite(tok),
+            };
             return Ok(Arc::new(Instrument {
                 exchange: ex,
                 symbol: sym,
-                key: FeedKey::kite(tok),
+                key,
             }));
         }
         Err(format!(

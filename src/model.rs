@@ -247,7 +247,8 @@ pub fn parse_symbol(s: &str) -> Result<(String, String), String> {
     if ex.is_empty() || sym.is_empty() {
         return Err(format!("{s:?}: expected EXCHANGE:SYMBOL, e.g. NSE:INFY"));
     }
-    if !ex.chars().all(|c| c.is_ascii_alphanumeric()) {
+    // OpenAlgo's index exchanges have an underscore (NSE_INDEX).
+    if !ex.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!(
             "{s:?}: exchange {ex:?} is not a valid exchange code"
         ));

@@ -213,10 +213,7 @@ impl RestRequest {
         if let Some(b) = &self.body {
             req = req.body(b.clone());
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| e.without_url().to_string())?;
+        let resp = req.send().await.map_err(|e| e.without_url().to_string())?;
         let status = resp.status().as_u16();
         let bytes = resp
             .bytes()
@@ -313,6 +310,9 @@ pub trait Adapter: Send + Sync + 'static {
     fn instrument_requests(&self, ep: &Endpoints, creds: &Credentials) -> Vec<RestRequest>;
     /// Parse one file of the instrument master.
     fn parse_instruments(&self, text: &str) -> Result<Vec<Instrument>, String>;
+    /// The feed key of a raw token on an exchange (`NSE:408065`), `None` when the broker has
+    /// no such exchange.
+    fn raw_key(&self, exchange: &str, token: u32) -> Option<FeedKey>;
     /// A key for `EXCHANGE:SYMBOL` not in the master, for brokers that name instruments by
     /// symbol on the wire (OpenAlgo); `None` = unknown instrument.
     fn unlisted(&self, _exchange: &str, _symbol: &str) -> Option<FeedKey> {

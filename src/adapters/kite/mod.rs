@@ -4,8 +4,8 @@
 pub mod codec;
 
 use super::{
-    Adapter, CodecError, Credentials, Decoder, Endpoints, Inbound, Limits, RestRequest,
-    TokenCheck, WsOut,
+    Adapter, CodecError, Credentials, Decoder, Endpoints, Inbound, Limits, RestRequest, TokenCheck,
+    WsOut,
 };
 use crate::model::{FeedKey, Instrument, Mode, Tick};
 use std::time::Duration;
@@ -108,6 +108,10 @@ impl Adapter for Kite {
         keys.chunks(LIMITS.batch)
             .map(|c| WsOut::Text(codec::encode_unsubscribe(&tokens(c))))
             .collect()
+    }
+
+    fn raw_key(&self, _exchange: &str, token: u32) -> Option<FeedKey> {
+        Some(FeedKey::kite(token))
     }
 
     fn parse_instruments(&self, text: &str) -> Result<Vec<Instrument>, String> {
