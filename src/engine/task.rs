@@ -84,6 +84,8 @@ pub(super) struct EngineTask {
     last_frame: Instant,
     data_ref: Instant,
     stale_since: Option<Instant>,
+    /// When the data watchdog last re-subscribed on this connection.
+    stale_resubscribed: Option<Instant>,
     got_tick: bool,
     /// False between the login message and the broker's ack (adapters with a login ack).
     logged_in: bool,
@@ -150,6 +152,7 @@ impl EngineTask {
             last_frame: now,
             data_ref: now,
             stale_since: None,
+            stale_resubscribed: None,
             got_tick: false,
             logged_in: true,
             login_deadline: now,

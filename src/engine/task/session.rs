@@ -50,6 +50,7 @@ impl EngineTask {
         self.last_frame = now;
         self.data_ref = now;
         self.stale_since = None;
+        self.stale_resubscribed = None;
         self.got_tick = false;
         self.registry.clear_applied();
         let mut decoder = self.adapter.decoder();
@@ -75,11 +76,13 @@ impl EngineTask {
         let mut watchdog = interval(check);
         watchdog.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let keepalive = self.adapter.keepalive();
+        // Often enough that the answers alone keep our own transport watchdog satisfied.
         let mut ka = interval(
             keepalive
                 .as_ref()
-                .map(|k| k.0)
-                .unwrap_or(Duration::from_secs(3600)),
+                .map(|k| k.0.min(self.transport_timeout / 3))
+                .unwrap_or(Duration::from_secs(3600))
+                .max(Duration::from_millis(10)),
         );
         ka.set_missed_tick_behavior(MissedTickBehavior::Delay);
         ka.tick().await;
@@ -432,6 +435,22 @@ impl EngineTask {
         }
         let quiet = now.saturating_duration_since(self.data_ref);
         match self.stale_since {
+            // Stale again soon after a re-subscribe "recovered" it: what came back was only
+            // the answer to the re-subscribe (Noren's snapshot acks), not a flowing feed.
+            None if quiet >= self.cfg.stale_after
+                && self.stale_resubscribed.is_some_and(|t| {
+                    now.saturating_duration_since(t) < self.cfg.stale_after * 3
+                }) =>
+            {
+                self.h.stale_events += 1;
+                Some(End::Lost(
+                    ErrorKind::DataStale,
+                    format!(
+                        "stale again {:.1} s after a re-subscribe brought only its answers back; reconnecting",
+                        quiet.as_secs_f64()
+                    ),
+                ))
+            }
             None if quiet >= self.cfg.stale_after => {
                 self.stale_since = Some(now);
                 self.h.stale_events += 1;
@@ -454,6 +473,7 @@ impl EngineTask {
                 // Re-send the whole desired set on this connection first; reconnect only if
                 // that does not bring ticks back.
                 self.registry.clear_applied();
+                self.stale_resubscribed = Some(now);
                 if let Err(e) = self.sync(ws).await {
                     return Some(End::Lost(ErrorKind::Closed, e));
                 }
