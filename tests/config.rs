@@ -299,12 +299,8 @@ async fn token_watcher_resumes_token_invalid_without_restart() {
         setup.engine.clone(),
         true,
     );
-    let watcher = config::spawn_token_watcher_every(
-        setup.token_file.clone().unwrap(),
-        eng.clone(),
-        setup.creds.api_key.clone(),
-        Duration::from_millis(50),
-    );
+    let watcher = config::spawn_token_watcher_every(&setup, eng.clone(), Duration::from_millis(50))
+        .expect("a token file to watch");
     let c = eng.stream().await.unwrap();
     c.subscribe(vec![master.resolve("NSE:INFY").unwrap()], Mode::Ltp)
         .await

@@ -26,12 +26,16 @@ pub struct Feed {
 
 /// Where the feed will come from, without starting anything (for the first stderr line).
 pub fn describe_source(cfg: &Config) -> String {
+    let proto = match cfg.sim_broker() {
+        crate::config::BrokerKind::Kite => String::new(),
+        other => format!(" ({} protocol)", other.as_str()),
+    };
     match (&cfg.broker, cfg.external_sim()) {
-        (None, _) => "built-in simulator".into(),
-        (Some(_), Some(ep)) => format!("simulator at {}", ep.ws_url),
-        (Some(_), None) if cfg.uses_sim() => "built-in simulator".into(),
-        (Some(b), None) if b.account.is_empty() => "kite".into(),
-        (Some(b), None) => format!("kite (account {})", b.account),
+        (None, _) => format!("built-in simulator{proto}"),
+        (Some(_), Some(ep)) => format!("simulator at {}{proto}", ep.ws_url),
+        (Some(_), None) if cfg.uses_sim() => format!("built-in simulator{proto}"),
+        (Some(b), None) if b.account.is_empty() => b.kind.as_str().into(),
+        (Some(b), None) => format!("{} (account {})", b.kind.as_str(), b.account),
     }
 }
 
@@ -60,6 +64,7 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Feed> {
     };
     let master = InstrumentMaster::fetch(&*setup.adapter, &setup.engine.endpoints, &setup.creds)
         .await
+        .map(|m| m.with_adapter(setup.adapter.clone()))
         .with_context(|| {
             format!(
                 "loading instruments from {}",
@@ -74,12 +79,8 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Feed> {
         market_open,
     );
     let mut tasks = Vec::new();
-    if let Some(path) = setup.token_file.clone() {
-        tasks.push(config::spawn_token_watcher(
-            path,
-            engine.clone(),
-            setup.creds.api_key.clone(),
-        ));
+    if let Some(t) = config::spawn_token_watcher(&setup, engine.clone()) {
+        tasks.push(t);
     }
     if sim.is_none() && cfg.external_sim().is_none() {
         tasks.push(spawn_market_clock(engine.clone(), market_open));

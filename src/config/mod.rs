@@ -5,16 +5,21 @@
 //! never read from the file: they rotate daily, so they come from an environment variable or
 //! a token file that [`spawn_token_watcher`] re-reads while running.
 
-use crate::adapters::kite::Kite;
-use crate::adapters::{Adapter, Credentials, Endpoints};
+mod broker;
+
+pub use broker::{
+    BrokerConfig, BrokerKind, DEFAULT_ACCESS_TOKEN_ENV, DEFAULT_API_KEY_ENV, FeedSetup,
+    KITE_REST_URL, KITE_WS_URL, TOKEN_POLL, read_token_file, sim_endpoints, spawn_token_watcher,
+    spawn_token_watcher_every,
+};
+
+use crate::adapters::Endpoints;
 use crate::engine::backoff::BackoffConfig;
-use crate::engine::{EngineConfig, EngineHandle, IdlePolicy};
-use crate::secret::Secret;
+use crate::engine::{EngineConfig, IdlePolicy};
 use crate::sim::SimConfig;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Serde helper: durations as (fractional) seconds.
@@ -46,54 +51,6 @@ pub mod opt_secs_f64 {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Which upstream feeds the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BrokerKind {
-    /// Zerodha Kite Connect.
-    #[default]
-    Kite,
-    /// The built-in simulator (or a `tickmux sim` process when both URLs are given).
-    Sim,
-}
-
-/// `[broker]`: the upstream account.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BrokerConfig {
-    /// Broker adapter; a `[broker]` section without `kind` means Kite.
-    pub kind: BrokerKind,
-    /// Label shown until the token check names the user.
-    pub account: String,
-    /// WebSocket root (Kite default `wss://ws.kite.trade`).
-    pub ws_url: Option<String>,
-    /// REST root (Kite default `https://api.kite.trade`).
-    pub rest_url: Option<String>,
-    /// API key; allowed in the file (it identifies the app, it does not grant access).
-    #[serde(deserialize_with = "de_secret")]
-    pub api_key: Option<Secret>,
-    /// Environment variable holding the API key when `api_key` is not set.
-    pub api_key_env: Option<String>,
-    /// Environment variable holding the access token.
-    pub access_token_env: Option<String>,
-    /// File holding the access token (trimmed); wins over the environment and is watched.
-    pub access_token_file: Option<PathBuf>,
-    /// Never accepted: present only to explain why (tokens rotate daily).
-    #[serde(deserialize_with = "reject_access_token")]
-    pub access_token: Option<()>,
-}
-
-fn de_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    Ok(Some(Secret::new(String::deserialize(d)?)))
-}
-
-fn reject_access_token<'de, D: Deserializer<'de>>(_: D) -> Result<Option<()>, D::Error> {
-    Err(serde::de::Error::custom(
-        "access tokens are not read from the config file (they rotate daily); \
-         set the KITE_ACCESS_TOKEN environment variable or `access_token_file`",
-    ))
-}
-
 /// `[engine]`: timers and policies of the feed engine.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -112,8 +69,9 @@ pub struct EngineSection {
     pub quality_window: Duration,
     /// Check the token over REST before connecting.
     pub validate_token: bool,
-    /// What to do when the last consumer leaves.
-    pub idle_policy: IdlePolicy,
+    /// What to do when the last consumer leaves; absent = the broker's (Noren keeps the
+    /// session, everyone else disconnects).
+    pub idle_policy: Option<IdlePolicy>,
     /// Queue bound of each streaming consumer.
     pub stream_capacity: usize,
     /// Reconnect backoff.
@@ -134,7 +92,7 @@ impl Default for EngineSection {
             connect_timeout: d.connect_timeout,
             quality_window: d.quality_window,
             validate_token: d.validate_token,
-            idle_policy: d.idle_policy,
+            idle_policy: None,
             stream_capacity: d.stream_capacity,
             backoff: d.backoff,
         }
@@ -153,6 +111,23 @@ pub struct SimSection {
     pub ws_port: u16,
     /// REST/control port (0 = any free port).
     pub http_port: u16,
+    /// Whose protocol the embedded simulator's feed uses: kite, angel, shoonya or flattrade
+    /// (the simulator serves all of them at once).
+    #[serde(deserialize_with = "de_sim_broker")]
+    pub broker: BrokerKind,
+}
+
+fn de_sim_broker<'de, D: Deserializer<'de>>(d: D) -> Result<BrokerKind, D::Error> {
+    match BrokerKind::deserialize(d)? {
+        k
+        @ (BrokerKind::Kite | BrokerKind::Angel | BrokerKind::Shoonya | BrokerKind::Flattrade) => {
+            Ok(k)
+        }
+        other => Err(serde::de::Error::custom(format!(
+            "the simulator speaks kite, angel, shoonya or flattrade, not {}",
+            other.as_str()
+        ))),
+    }
 }
 
 impl Default for SimSection {
@@ -163,6 +138,7 @@ impl Default for SimSection {
             tick_rate: d.tick_rate,
             ws_port: d.ws_port,
             http_port: d.http_port,
+            broker: BrokerKind::Kite,
         }
     }
 }
@@ -340,28 +316,6 @@ pub struct Config {
     pub source: Option<PathBuf>,
 }
 
-/// Everything needed to spawn an engine on a broker.
-#[derive(Clone)]
-pub struct FeedSetup {
-    /// The adapter.
-    pub adapter: Arc<dyn Adapter>,
-    /// Credentials.
-    pub creds: Credentials,
-    /// Engine settings, endpoints included.
-    pub engine: EngineConfig,
-    /// Token file to watch, when the token comes from one.
-    pub token_file: Option<PathBuf>,
-}
-
-/// Kite's production WebSocket root.
-pub const KITE_WS_URL: &str = "wss://ws.kite.trade";
-/// Kite's production REST root.
-pub const KITE_REST_URL: &str = "https://api.kite.trade";
-/// Default environment variable for the API key.
-pub const DEFAULT_API_KEY_ENV: &str = "KITE_API_KEY";
-/// Default environment variable for the access token.
-pub const DEFAULT_ACCESS_TOKEN_ENV: &str = "KITE_ACCESS_TOKEN";
-
 fn project_dirs() -> Option<directories::ProjectDirs> {
     directories::ProjectDirs::from("", "", "tickmux")
 }
@@ -427,23 +381,6 @@ impl Config {
         Ok(cfg)
     }
 
-    /// True when no real broker is configured (or `kind = "sim"`).
-    pub fn uses_sim(&self) -> bool {
-        self.broker
-            .as_ref()
-            .is_none_or(|b| b.kind == BrokerKind::Sim)
-    }
-
-    /// URLs of an external simulator (`kind = "sim"` with both URLs set), if any.
-    pub fn external_sim(&self) -> Option<Endpoints> {
-        let b = self.broker.as_ref().filter(|b| b.kind == BrokerKind::Sim)?;
-        Some(Endpoints {
-            ws_url: b.ws_url.clone()?,
-            rest_url: b.rest_url.clone()?,
-            instruments_url: None,
-        })
-    }
-
     /// The simulator settings from `[sim]`.
     pub fn sim_config(&self) -> SimConfig {
         SimConfig {
@@ -463,174 +400,12 @@ impl Config {
         }
     }
 
-    fn relative(&self, p: &Path) -> PathBuf {
+    pub(crate) fn relative(&self, p: &Path) -> PathBuf {
         match self.source.as_deref().and_then(Path::parent) {
             Some(dir) if p.is_relative() => dir.join(p),
             _ => p.to_path_buf(),
         }
     }
-
-    /// Engine settings for these endpoints, from `[engine]` and `[broker] account`.
-    pub fn engine_config(&self, endpoints: Endpoints) -> EngineConfig {
-        let e = &self.engine;
-        let mut c = EngineConfig::new(endpoints);
-        c.account = self
-            .broker
-            .as_ref()
-            .map(|b| b.account.clone())
-            .unwrap_or_default();
-        c.stale_after = e.stale_after;
-        c.transport_timeout = e.transport_timeout;
-        c.connect_timeout = e.connect_timeout;
-        c.quality_window = e.quality_window;
-        c.validate_token = e.validate_token;
-        c.idle_policy = e.idle_policy;
-        c.stream_capacity = e.stream_capacity;
-        c.backoff = e.backoff;
-        c
-    }
-
-    /// Setup for a simulator at these URLs, with its credentials.
-    pub fn sim_setup(&self, endpoints: Endpoints, sim: &SimConfig) -> FeedSetup {
-        let mut engine = self.engine_config(endpoints);
-        if engine.account.is_empty() {
-            engine.account = "sim".into();
-        }
-        FeedSetup {
-            adapter: Arc::new(Kite),
-            creds: Credentials {
-                api_key: Secret::new(sim.api_key.clone()),
-                access_token: Secret::new(sim.access_token.clone()),
-                ..Default::default()
-            },
-            engine,
-            token_file: None,
-        }
-    }
-
-    /// Setup for the configured real broker, reading secrets from the process environment.
-    pub fn broker_setup(&self) -> Result<FeedSetup, ConfigError> {
-        self.broker_setup_with(|k| std::env::var(k).ok())
-    }
-
-    /// [`Config::broker_setup`] with an explicit environment lookup (tests, embedding).
-    pub fn broker_setup_with(
-        &self,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<FeedSetup, ConfigError> {
-        let b = self.broker.clone().unwrap_or_default();
-        let file = self
-            .source
-            .as_ref()
-            .map(|p| format!(" in {}", p.display()))
-            .unwrap_or_default();
-        let key_env = b.api_key_env.as_deref().unwrap_or(DEFAULT_API_KEY_ENV);
-        let tok_env = b
-            .access_token_env
-            .as_deref()
-            .unwrap_or(DEFAULT_ACCESS_TOKEN_ENV);
-        let present = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        let api_key = match b.api_key.clone().filter(|k| !k.is_empty()) {
-            Some(k) => k,
-            None => Secret::new(present(env(key_env)).ok_or_else(|| {
-                ConfigError(format!(
-                    "no Kite API key: set the {key_env} environment variable \
-                     (or `api_key` under [broker]{file})"
-                ))
-            })?),
-        };
-        let token_file = b.access_token_file.as_deref().map(|p| self.relative(p));
-        let access_token = match &token_file {
-            Some(p) => Secret::new(read_token_file(p)?),
-            None => Secret::new(present(env(tok_env)).ok_or_else(|| {
-                ConfigError(format!(
-                    "no Kite access token: set the {tok_env} environment variable \
-                     or `access_token_file` under [broker]{file} (tokens expire daily at 06:00 IST)"
-                ))
-            })?),
-        };
-        let endpoints = Endpoints {
-            ws_url: b.ws_url.unwrap_or_else(|| KITE_WS_URL.into()),
-            rest_url: b.rest_url.unwrap_or_else(|| KITE_REST_URL.into()),
-            instruments_url: None,
-        };
-        Ok(FeedSetup {
-            adapter: Arc::new(Kite),
-            creds: Credentials {
-                api_key,
-                access_token,
-                ..Default::default()
-            },
-            engine: self.engine_config(endpoints),
-            token_file,
-        })
-    }
-}
-
-/// Read a token file: its trimmed content; missing or empty is an error naming the file.
-pub fn read_token_file(p: &Path) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(p).map_err(|e| {
-        ConfigError(format!(
-            "cannot read access token file {}: {e} (write today's access token into it)",
-            p.display()
-        ))
-    })?;
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(ConfigError(format!(
-            "access token file {} is empty (write today's access token into it)",
-            p.display()
-        )));
-    }
-    Ok(t.to_string())
-}
-
-/// How often the token file is re-read.
-pub const TOKEN_POLL: Duration = Duration::from_secs(2);
-
-/// Watch a token file and hand each new token to the engine, so `token_invalid` resumes
-/// without a restart. Ends when the engine stops.
-pub fn spawn_token_watcher(
-    path: PathBuf,
-    engine: EngineHandle,
-    api_key: Secret,
-) -> tokio::task::JoinHandle<()> {
-    spawn_token_watcher_every(path, engine, api_key, TOKEN_POLL)
-}
-
-/// [`spawn_token_watcher`] with a custom poll interval (tests).
-pub fn spawn_token_watcher_every(
-    path: PathBuf,
-    engine: EngineHandle,
-    api_key: Secret,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        // The token in use at start is whatever the file holds now; only changes are sent.
-        let mut last = read_token_file(&path).ok();
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            // Reading a few bytes is cheaper than reasoning about mtime granularity.
-            let Ok(tok) = read_token_file(&path) else {
-                continue;
-            };
-            if last.as_deref() == Some(tok.as_str()) {
-                continue;
-            }
-            tracing::info!(file = %path.display(), "access token file changed; applying the new token");
-            let creds = Credentials {
-                api_key: api_key.clone(),
-                access_token: Secret::new(tok.clone()),
-                ..Default::default()
-            };
-            if engine.set_credentials(creds).await.is_err() {
-                return;
-            }
-            last = Some(tok);
-        }
-    })
 }
 
 /// Line and column (1-based, in characters) of a byte offset.
