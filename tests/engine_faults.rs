@@ -1,5 +1,8 @@
-//! Fault matrix (../shared/fault-matrix.md §10) against the real simulator over loopback.
-//! Each row is a named test; timers are scaled down (tests/common); nothing sleeps blindly.
+//! Fault matrix (../shared/fault-matrix.md §10) against the real simulator over loopback, one
+//! suite parameterised over every broker the simulator speaks (Kite, Angel, Shoonya,
+//! Flattrade): each row is a function of the broker, and `fault_matrix!` makes one named test
+//! per (broker, row), e.g. `angel::f03_blackhole_trips_transport_watchdog_and_recovers`.
+//! Timers are scaled down (tests/common); nothing sleeps blindly.
 
 mod common;
 
@@ -11,14 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tickmux::adapters::ErrorKind;
-use tickmux::engine::EngineState;
-use tickmux::model::Mode;
-use tickmux::sim::{Fault, Sim};
+use tickmux::engine::{EngineState, IdlePolicy};
+use tickmux::model::{FeedKey, Mode};
+use tickmux::sim::{Fault, Sim, SimBroker};
 use tokio::time::Instant;
-
-const INFY: u32 = 408065;
-const RELIANCE: u32 = 738561;
-const NIFTY: u32 = 256265;
 
 /// Watches health and the simulator in the background and records the highest number of
 /// upstream connections ever seen, from both sides.
@@ -59,22 +58,22 @@ async fn standard_subscriptions(
     (a, b)
 }
 
-fn standard_want() -> BTreeMap<u32, Mode> {
-    want(&[
-        (INFY, Mode::Quote),
-        (NIFTY, Mode::Quote),
-        (RELIANCE, Mode::Depth),
+fn standard_want(rig: &Rig) -> BTreeMap<FeedKey, Mode> {
+    rig.want(&[
+        ("NSE:INFY", Mode::Quote),
+        ("NSE:NIFTY 50", Mode::Quote),
+        ("NSE:RELIANCE", Mode::Depth),
     ])
 }
 
 /// A drop of the live connection: reconnect, full re-subscribe with modes, live only after
 /// the first tick of the new connection, never more than one upstream connection.
-async fn drop_and_recover(fault: Fault) {
-    let rig = Rig::start().await;
+async fn drop_and_recover(b: SimBroker, fault: Fault) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let max_conns = track_connections(&rig);
     let (a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
-    rig.wait_sim_subscriptions(&standard_want()).await;
+    rig.wait_sim_keys(&standard_want(&rig)).await;
     let mut events = rig.engine.events();
 
     rig.ctl.inject(fault, None);
@@ -84,7 +83,7 @@ async fn drop_and_recover(fault: Fault) {
     assert_eq!(h.last_error.as_ref().unwrap().kind, ErrorKind::Closed);
     let h = rig.wait_live(2).await;
     assert_eq!(h.upstream_connections, 1);
-    rig.wait_sim_subscriptions(&standard_want()).await;
+    rig.wait_sim_keys(&standard_want(&rig)).await;
 
     // Order of events on the new connection: connected → re-subscribed → live (first tick).
     let mut seen = Vec::new();
@@ -113,19 +112,16 @@ async fn drop_and_recover(fault: Fault) {
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f01_close_frame_reconnects_and_resubscribes() {
-    drop_and_recover(Fault::Close { code: 1001 }).await;
+async fn f01_close_frame_reconnects_and_resubscribes(b: SimBroker) {
+    drop_and_recover(b, Fault::Close { code: 1001 }).await;
 }
 
-#[tokio::test]
-async fn f02_tcp_reset_reconnects_and_resubscribes() {
-    drop_and_recover(Fault::Reset).await;
+async fn f02_tcp_reset_reconnects_and_resubscribes(b: SimBroker) {
+    drop_and_recover(b, Fault::Reset).await;
 }
 
-#[tokio::test]
-async fn f03_blackhole_trips_transport_watchdog_and_recovers() {
-    let rig = Rig::start().await;
+async fn f03_blackhole_trips_transport_watchdog_and_recovers(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let (_a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
     let t0 = Instant::now();
@@ -153,13 +149,12 @@ async fn f03_blackhole_trips_transport_watchdog_and_recovers() {
     .await;
     rig.ctl.clear();
     rig.wait_live(2).await;
-    rig.wait_sim_subscriptions(&standard_want()).await;
+    rig.wait_sim_keys(&standard_want(&rig)).await;
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f04_heartbeats_only_goes_stale_resubscribes_then_reconnects() {
-    let rig = Rig::start().await;
+async fn f04_heartbeats_only_goes_stale_resubscribes_then_reconnects(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let (_a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
     let subs_before = rig.ctl.stats().connections[0].subscribe_messages;
@@ -194,17 +189,21 @@ async fn f04_heartbeats_only_goes_stale_resubscribes_then_reconnects() {
     }
     rig.ctl.clear();
     rig.wait_live(2).await;
-    rig.wait_sim_subscriptions(&standard_want()).await;
+    rig.wait_sim_keys(&standard_want(&rig)).await;
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f05_quiet_instrument_or_closed_market_never_trips_data_watchdog() {
-    let rig = Rig::start().await;
+async fn f05_quiet_instrument_or_closed_market_never_trips_data_watchdog(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let (_a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
     // One quiet instrument among ticking ones.
-    rig.ctl.inject(Fault::Quiet { tokens: vec![INFY] }, None);
+    rig.ctl.inject(
+        Fault::Quiet {
+            tokens: vec![rig.token("NSE:INFY")],
+        },
+        None,
+    );
     let infy_count = rig
         .engine
         .book()
@@ -241,7 +240,9 @@ async fn f05_quiet_instrument_or_closed_market_never_trips_data_watchdog() {
     rig.ctl.clear();
     rig.engine.set_market_open(false).await.unwrap();
     rig.ctl.inject(Fault::HeartbeatsOnly, None);
-    wait_sim_progress(&rig.ctl, 25).await; // 2.5 s of heartbeats = 4 stale periods
+    // 2.5 s (125 health snapshots at 20 ms) = 4 stale periods. Not the simulator's heartbeat
+    // count: Noren servers send none.
+    wait_health_ticks(&mut rig.health(), 125).await;
     let h = rig.health().borrow().clone();
     assert!(!h.market_open);
     assert_eq!(h.state, EngineState::Live);
@@ -250,9 +251,8 @@ async fn f05_quiet_instrument_or_closed_market_never_trips_data_watchdog() {
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f06_acked_but_silent_is_detected_counted_and_recovered() {
-    let rig = Rig::start().await;
+async fn f06_acked_but_silent_is_detected_counted_and_recovered(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     rig.ctl.inject(Fault::IgnoreSubscriptions, None);
     let (_a, _b) = standard_subscriptions(&rig).await;
     let h = rig
@@ -270,13 +270,12 @@ async fn f06_acked_but_silent_is_detected_counted_and_recovered() {
         })
         .await;
     assert!(h.stale_events >= 1);
-    rig.wait_sim_subscriptions(&standard_want()).await;
+    rig.wait_sim_keys(&standard_want(&rig)).await;
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f07_hanging_handshake_times_out_and_backs_off() {
-    let rig = Rig::start().await;
+async fn f07_hanging_handshake_times_out_and_backs_off(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     rig.ctl.inject(Fault::HangHandshake, None);
     let (_a, _b) = standard_subscriptions(&rig).await;
     let h = rig
@@ -290,13 +289,12 @@ async fn f07_hanging_handshake_times_out_and_backs_off() {
     assert!(h.last_error.unwrap().text.contains("did not finish"));
     rig.ctl.clear();
     rig.wait_live(1).await;
-    rig.wait_sim_subscriptions(&standard_want()).await;
+    rig.wait_sim_keys(&standard_want(&rig)).await;
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f08_accept_then_close_backs_off_without_hot_loop() {
-    let rig = Rig::start().await;
+async fn f08_accept_then_close_backs_off_without_hot_loop(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     rig.ctl.inject(Fault::AcceptThenClose, None);
     let (_a, _b) = standard_subscriptions(&rig).await;
     // Backoff keeps growing: upgrades succeed but no tick ever arrives, so it never resets.
@@ -337,18 +335,16 @@ async fn f08_accept_then_close_backs_off_without_hot_loop() {
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f09_rejected_token_stops_retrying_and_resumes_on_new_token() {
+async fn f09_rejected_token_stops_retrying_and_resumes_on_new_token(b: SimBroker) {
     // validate_token off so the WebSocket upgrade itself meets the 403.
-    let rig = Rig::start_with(sim_config(), |c| c.validate_token = false).await;
+    let rig = Rig::start_for(b, sim_config(), |c| c.validate_token = false).await;
     rig.ctl.inject(Fault::Reject403, None);
     let (_a, _b) = standard_subscriptions(&rig).await;
     let h = rig
         .wait_health("token_invalid", |h| h.state == EngineState::TokenInvalid)
         .await;
     let e = h.last_error.unwrap();
-    assert_eq!(e.kind, ErrorKind::Auth);
-    assert!(e.text.contains("403"), "{}", e.text);
+    assert_eq!(e.kind, ErrorKind::Auth, "{}", e.text);
     // No retry storm: time passes (observed through 50 health snapshots = 1 s) and the
     // simulator sees no further attempt.
     let attempts = rig.ctl.stats().rejected_auth;
@@ -366,9 +362,8 @@ async fn f09_rejected_token_stops_retrying_and_resumes_on_new_token() {
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f09_rejected_token_on_rest_check_never_opens_the_socket() {
-    let rig = Rig::start().await;
+async fn f09_rejected_token_on_rest_check_never_opens_the_socket(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     rig.ctl.inject(Fault::Reject403, None);
     let (_a, _b) = standard_subscriptions(&rig).await;
     let h = rig
@@ -376,14 +371,13 @@ async fn f09_rejected_token_on_rest_check_never_opens_the_socket() {
             h.state == EngineState::TokenInvalid
         })
         .await;
-    assert!(h.last_error.unwrap().text.contains("TokenException"));
+    assert_eq!(h.last_error.unwrap().kind, ErrorKind::Auth);
     assert_eq!(rig.ctl.stats().accepted_tcp, 0);
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f11_connection_limit_backs_off_with_cap_and_one_upstream() {
-    let rig = Rig::start().await;
+async fn f11_connection_limit_backs_off_with_cap_and_one_upstream(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let max_conns = track_connections(&rig);
     let (_a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
@@ -406,28 +400,36 @@ async fn f11_connection_limit_backs_off_with_cap_and_one_upstream() {
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f14_rejected_subscription_leaves_others_and_is_retried() {
-    let rig = Rig::start().await;
-    rig.ctl
-        .inject(Fault::RejectTokens { tokens: vec![INFY] }, None);
+async fn f14_rejected_subscription_leaves_others_and_is_retried(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
+    let (infy, reliance) = (rig.key("NSE:INFY"), rig.key("NSE:RELIANCE"));
+    rig.ctl.inject(
+        Fault::RejectTokens {
+            tokens: vec![infy.token],
+        },
+        None,
+    );
     let c = rig.engine.stream().await.unwrap();
     c.subscribe(rig.inst(&["NSE:INFY", "NSE:RELIANCE"]), Mode::Quote)
         .await
         .unwrap();
-    let h = rig
-        .wait_health("server error surfaced", |h| {
+    // Kite and Angel answer a refused subscription with an error text; Noren sends nothing
+    // (no snapshot), so there the refusal shows only as the instrument's silence.
+    if !matches!(b, SimBroker::Shoonya | SimBroker::Flattrade) {
+        rig.wait_health("server error surfaced", |h| {
             h.last_error
                 .as_ref()
                 .is_some_and(|e| e.kind == ErrorKind::Server)
         })
         .await;
-    assert_eq!(h.desired, 2, "the rejected instrument stays desired");
+    }
+    rig.wait_health("the rejected instrument stays desired", |h| h.desired == 2)
+        .await;
     // RELIANCE ticks regardless.
     loop {
         let it = tokio::time::timeout(WAIT, c.recv()).await.unwrap().unwrap();
-        assert_ne!(it.tick.key.token, INFY);
-        if it.tick.key.token == RELIANCE {
+        assert_ne!(it.tick.key, infy);
+        if it.tick.key == reliance {
             break;
         }
     }
@@ -435,38 +437,36 @@ async fn f14_rejected_subscription_leaves_others_and_is_retried() {
     rig.ctl.clear();
     rig.engine.force_reconnect().await.unwrap();
     rig.wait_live(2).await;
-    rig.wait_sim_subscriptions(&want(&[(INFY, Mode::Quote), (RELIANCE, Mode::Quote)]))
+    rig.wait_sim_keys(&rig.want(&[("NSE:INFY", Mode::Quote), ("NSE:RELIANCE", Mode::Quote)]))
         .await;
     loop {
         let it = tokio::time::timeout(WAIT, c.recv()).await.unwrap().unwrap();
-        if it.tick.key.token == INFY {
+        if it.tick.key == infy {
             break;
         }
     }
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f15_unsubscribed_before_disconnect_is_not_resubscribed() {
-    let rig = Rig::start().await;
+async fn f15_unsubscribed_before_disconnect_is_not_resubscribed(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let (a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
     a.unsubscribe(vec![rig.inst(&["NSE:NIFTY 50"])[0].key])
         .await
         .unwrap();
-    let w = want(&[(INFY, Mode::Quote), (RELIANCE, Mode::Depth)]);
-    rig.wait_sim_subscriptions(&w).await;
+    let w = rig.want(&[("NSE:INFY", Mode::Quote), ("NSE:RELIANCE", Mode::Depth)]);
+    rig.wait_sim_keys(&w).await;
     rig.ctl.inject(Fault::Reset, None);
     rig.wait_live(2).await;
-    rig.wait_sim_subscriptions(&w).await;
+    rig.wait_sim_keys(&w).await;
     let c = &rig.ctl.stats().connections[0];
     assert_eq!(c.tokens_subscribed_total, 2, "NIFTY was sent again: {c:?}");
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desired() {
-    let rig = Rig::start().await;
+async fn f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desired(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let consumers = [
         rig.engine.stream().await.unwrap(),
         rig.engine.stream().await.unwrap(),
@@ -479,14 +479,14 @@ async fn f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desire
         "NSE:NIFTY 50",
         "NSE:NIFTY BANK",
     ];
-    let mut model: [BTreeMap<u32, Mode>; 2] = Default::default();
+    let mut model: [BTreeMap<FeedKey, Mode>; 2] = Default::default();
     let mut rng = SmallRng::seed_from_u64(16);
     consumers[0]
         .subscribe(rig.inst(&names[..2]), Mode::Ltp)
         .await
         .unwrap();
     for n in &names[..2] {
-        model[0].insert(rig.inst(&[n])[0].key.token, Mode::Ltp);
+        model[0].insert(rig.key(n), Mode::Ltp);
     }
     rig.wait_live(1).await;
     for round in 0..6 {
@@ -504,7 +504,7 @@ async fn f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desire
         for _ in 0..8 {
             let c = rng.random_range(0..2usize);
             let n = names[rng.random_range(0..names.len())];
-            let tok = rig.inst(&[n])[0].key.token;
+            let tok = rig.key(n);
             if rng.random_bool(0.6) {
                 let m = [Mode::Ltp, Mode::Quote, Mode::Depth][rng.random_range(0..3)];
                 consumers[c].subscribe(rig.inst(&[n]), m).await.unwrap();
@@ -517,7 +517,7 @@ async fn f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desire
                 model[c].remove(&tok);
             }
         }
-        let mut desired: BTreeMap<u32, Mode> = BTreeMap::new();
+        let mut desired: BTreeMap<FeedKey, Mode> = BTreeMap::new();
         for m in &model {
             for (k, v) in m {
                 let e = desired.entry(*k).or_insert(*v);
@@ -525,16 +525,15 @@ async fn f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desire
             }
         }
         rig.wait_live(round + 2).await;
-        rig.wait_sim_subscriptions(&desired).await;
+        rig.wait_sim_keys(&desired).await;
         let h = rig.health().borrow().clone();
         assert_eq!(h.desired, desired.len());
     }
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f17_fifty_seeded_drop_cycles_keep_applied_equal_desired() {
-    let rig = Rig::start().await;
+async fn f17_fifty_seeded_drop_cycles_keep_applied_equal_desired(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let (a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
     let tasks_before = tokio::runtime::Handle::current()
@@ -550,7 +549,7 @@ async fn f17_fifty_seeded_drop_cycles_keep_applied_equal_desired() {
         rig.ctl.inject(fault.clone(), None);
         let h = rig.wait_live(cycle + 2).await;
         assert_eq!(h.reconnects, cycle + 1, "cycle {cycle} ({fault:?})");
-        rig.wait_sim_subscriptions(&standard_want()).await;
+        rig.wait_sim_keys(&standard_want(&rig)).await;
         let s = rig.ctl.stats();
         assert_eq!(s.open_connections, 1, "cycle {cycle}");
         let c = &s.connections[0];
@@ -572,10 +571,9 @@ async fn f17_fifty_seeded_drop_cycles_keep_applied_equal_desired() {
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f18_shutdown_during_connect_or_long_backoff_returns_promptly() {
+async fn f18_shutdown_during_connect_or_long_backoff_returns_promptly(b: SimBroker) {
     // During a hanging connect.
-    let rig = Rig::start_with(sim_config(), |c| {
+    let rig = Rig::start_for(b, sim_config(), |c| {
         c.connect_timeout = Duration::from_secs(30)
     })
     .await;
@@ -594,7 +592,7 @@ async fn f18_shutdown_during_connect_or_long_backoff_returns_promptly() {
     rig.sim.shutdown().await;
 
     // During a long backoff.
-    let rig = Rig::start_with(sim_config(), |c| {
+    let rig = Rig::start_for(b, sim_config(), |c| {
         c.backoff.base = Duration::from_secs(30);
         c.backoff.cap = Duration::from_secs(60);
     })
@@ -619,9 +617,8 @@ async fn f18_shutdown_during_connect_or_long_backoff_returns_promptly() {
     rig.sim.shutdown().await;
 }
 
-#[tokio::test]
-async fn f19_ticks_before_live_are_delivered_not_dropped() {
-    let rig = Rig::start().await;
+async fn f19_ticks_before_live_are_delivered_not_dropped(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let c = rig.engine.stream().await.unwrap();
     c.subscribe(rig.inst(&["NSE:INFY", "NSE:RELIANCE"]), Mode::Quote)
         .await
@@ -652,9 +649,8 @@ async fn f19_ticks_before_live_are_delivered_not_dropped() {
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f21_malformed_frames_are_counted_and_the_connection_kept() {
-    let rig = Rig::start().await;
+async fn f21_malformed_frames_are_counted_and_the_connection_kept(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let (_a, _b) = standard_subscriptions(&rig).await;
     rig.wait_live(1).await;
     rig.ctl.inject(Fault::Malformed, None);
@@ -671,58 +667,8 @@ async fn f21_malformed_frames_are_counted_and_the_connection_kept() {
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn f27_network_down_at_startup_is_retried_with_backoff() {
-    // Reserve two ports and leave them closed: nothing listens at startup.
-    let ws = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let (ws_port, http_port) = (
-        ws.local_addr().unwrap().port(),
-        http.local_addr().unwrap().port(),
-    );
-    drop((ws, http));
-    let mut sim_cfg = sim_config();
-    sim_cfg.ws_port = ws_port;
-    sim_cfg.http_port = http_port;
-    let cfg = fast_config(
-        &format!("ws://127.0.0.1:{ws_port}"),
-        &format!("http://127.0.0.1:{http_port}"),
-    );
-    let engine = tickmux::engine::spawn(
-        Arc::new(tickmux::adapters::kite::Kite),
-        sim_creds(&sim_cfg),
-        cfg,
-        true,
-    );
-    let c = engine.stream().await.unwrap();
-    let infy = Arc::new(tickmux::model::Instrument {
-        exchange: "NSE".into(),
-        symbol: "INFY".into(),
-        key: tickmux::model::FeedKey::kite(INFY),
-    });
-    c.subscribe(vec![infy], Mode::Quote).await.unwrap();
-    let h = wait_health(&mut engine.health(), WAIT, "initial connect retried", |h| {
-        h.backoff.is_some_and(|b| b.attempt >= 3)
-    })
-    .await;
-    assert_eq!(h.last_error.unwrap().kind, ErrorKind::Connect);
-    // The network comes up.
-    let sim = Sim::start(sim_cfg).await.unwrap();
-    wait_health(
-        &mut engine.health(),
-        WAIT,
-        "live once the network is up",
-        |h| h.state == EngineState::Live,
-    )
-    .await;
-    tokio::time::timeout(WAIT, c.recv()).await.unwrap().unwrap();
-    engine.shutdown().await;
-    sim.shutdown().await;
-}
-
-#[tokio::test]
-async fn many_consumers_share_one_upstream_connection() {
-    let rig = Rig::start().await;
+async fn many_consumers_share_one_upstream_connection(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let max_conns = track_connections(&rig);
     let names = ["NSE:INFY", "NSE:RELIANCE", "NSE:TCS", "NSE:NIFTY 50"];
     let mut cs = Vec::new();
@@ -733,8 +679,11 @@ async fn many_consumers_share_one_upstream_connection() {
             .unwrap();
         cs.push(c);
     }
-    let h = rig.wait_live(1).await;
-    assert_eq!(h.consumers, 20);
+    let h = rig
+        .wait_health("live with all 20 consumers", |h| {
+            h.state == EngineState::Live && h.consumers == 20
+        })
+        .await;
     assert_eq!(h.desired, 4);
     for c in &cs {
         tokio::time::timeout(WAIT, c.recv()).await.unwrap().unwrap();
@@ -753,54 +702,8 @@ async fn many_consumers_share_one_upstream_connection() {
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn subscribing_beyond_the_broker_limit_fails_clearly_and_applies_nothing() {
-    let rig = Rig::start().await;
-    let c = rig.engine.stream().await.unwrap();
-    let many: Vec<_> = (0..3001u32)
-        .map(|i| {
-            Arc::new(tickmux::model::Instrument {
-                exchange: "NFO".into(),
-                symbol: format!("SYN{i}"),
-                key: tickmux::model::FeedKey::kite(0x0100_0000 + (i << 8) + 2),
-            })
-        })
-        .collect();
-    let err = c.subscribe(many.clone(), Mode::Ltp).await.unwrap_err();
-    assert!(err.to_string().contains("3000"), "{err}");
-    assert_eq!(rig.health().borrow().desired, 0);
-    c.subscribe(many[..3000].to_vec(), Mode::Ltp).await.unwrap();
-    let h = rig.wait_live(1).await;
-    assert_eq!(h.desired, 3000);
-    rig.wait_health("3000 applied", |h| h.applied == 3000).await;
-    rig.stop().await;
-}
-
-#[tokio::test]
-async fn last_consumer_leaving_closes_the_connection_under_disconnect_policy() {
-    let rig = Rig::start().await;
-    let c = rig.engine.stream().await.unwrap();
-    c.subscribe(rig.inst(&["NSE:INFY"]), Mode::Ltp)
-        .await
-        .unwrap();
-    rig.wait_live(1).await;
-    drop(c);
-    rig.wait_health("idle without consumers", |h| {
-        h.state == EngineState::Idle && h.upstream_connections == 0
-    })
-    .await;
-    let ctl = rig.ctl.clone();
-    poll(WAIT, "simulator sees the close", move || {
-        ctl.stats().open_connections == 0
-    })
-    .await
-    .unwrap();
-    rig.stop().await;
-}
-
-#[tokio::test]
-async fn slow_stream_consumer_is_conflated_and_never_slows_others() {
-    let rig = Rig::start().await;
+async fn slow_stream_consumer_is_conflated_and_never_slows_others(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
     let names = ["NSE:INFY", "NSE:RELIANCE", "NSE:TCS"];
     let stalled = rig.engine.stream_with_capacity(8).await.unwrap();
     stalled
@@ -860,4 +763,246 @@ async fn slow_stream_consumer_is_conflated_and_never_slows_others() {
     rig.wait_health("drops shown in health", |h| h.stream_drops > 0)
         .await;
     rig.stop().await;
+}
+
+async fn f27_network_down_at_startup_is_retried_with_backoff(b: SimBroker) {
+    // Reserve two ports and leave them closed: nothing listens at startup.
+    let ws = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (ws_port, http_port) = (
+        ws.local_addr().unwrap().port(),
+        http.local_addr().unwrap().port(),
+    );
+    drop((ws, http));
+    let mut sim_cfg = sim_config();
+    sim_cfg.ws_port = ws_port;
+    sim_cfg.http_port = http_port;
+    let ep = tickmux::config::sim_endpoints(
+        kind(b),
+        &format!("ws://127.0.0.1:{ws_port}"),
+        &format!("http://127.0.0.1:{http_port}"),
+    );
+    let mut cfg = fast_config(&ep.ws_url, &ep.rest_url);
+    cfg.endpoints = ep;
+    let adapter = kind(b).adapter();
+    let engine = tickmux::engine::spawn(adapter.clone(), sim_creds(&sim_cfg), cfg, true);
+    let c = engine.stream().await.unwrap();
+    // INFY by raw token, the broker's way (no master: the network is down).
+    let token = if b == SimBroker::Kite { 408065 } else { 1594 };
+    let infy = Arc::new(tickmux::model::Instrument {
+        exchange: "NSE".into(),
+        symbol: "INFY".into(),
+        key: adapter.raw_key("NSE", token).unwrap(),
+    });
+    c.subscribe(vec![infy], Mode::Quote).await.unwrap();
+    let h = wait_health(&mut engine.health(), WAIT, "initial connect retried", |h| {
+        h.backoff.is_some_and(|b| b.attempt >= 3)
+    })
+    .await;
+    assert_eq!(h.last_error.unwrap().kind, ErrorKind::Connect);
+    // The network comes up.
+    let sim = Sim::start(sim_cfg).await.unwrap();
+    wait_health(
+        &mut engine.health(),
+        WAIT,
+        "live once the network is up",
+        |h| h.state == EngineState::Live,
+    )
+    .await;
+    tokio::time::timeout(WAIT, c.recv()).await.unwrap().unwrap();
+    engine.shutdown().await;
+    sim.shutdown().await;
+}
+
+/// F20: beyond the broker's instrument limit (Kite and Noren 3000, Angel 1000) a subscribe
+/// fails with an error naming it and nothing is applied; up to it everything is.
+async fn subscribing_beyond_the_broker_limit_fails_clearly_and_applies_nothing(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
+    let max = rig.adapter.limits().max_instruments;
+    let c = rig.engine.stream().await.unwrap();
+    let many: Vec<_> = (0..max as u32 + 1)
+        .map(|i| {
+            Arc::new(tickmux::model::Instrument {
+                exchange: "NFO".into(),
+                symbol: format!("SYN{i}"),
+                key: tickmux::sim::synthetic_key(b, i),
+            })
+        })
+        .collect();
+    let err = c.subscribe(many.clone(), Mode::Ltp).await.unwrap_err();
+    assert!(err.to_string().contains(&max.to_string()), "{err}");
+    assert_eq!(rig.health().borrow().desired, 0);
+    c.subscribe(many[..max].to_vec(), Mode::Ltp).await.unwrap();
+    let h = rig.wait_live(1).await;
+    assert_eq!(h.desired, max);
+    rig.wait_health("all applied", |h| h.applied == max).await;
+    let ctl = rig.ctl.clone();
+    poll(WAIT, "the simulator holds them all", move || {
+        ctl.stats()
+            .connections
+            .first()
+            .is_some_and(|c| c.keys.len() == max)
+    })
+    .await
+    .unwrap();
+    rig.stop().await;
+}
+
+/// The broker's idle policy when the last consumer leaves: Kite and Angel disconnect; Noren
+/// keeps the session (only unsubscribing), so a new consumer causes no reconnect and so
+/// never meets Flattrade's reconnect cooldown, which is active throughout here.
+async fn idle_policy_follows_the_broker(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
+    let c = rig.engine.stream().await.unwrap();
+    c.subscribe(rig.inst(&["NSE:INFY"]), Mode::Ltp)
+        .await
+        .unwrap();
+    rig.wait_live(1).await;
+    rig.ctl.inject(
+        Fault::Cooldown {
+            window_seconds: 60.0,
+        },
+        None,
+    );
+    drop(c);
+    if rig.adapter.idle_policy() == IdlePolicy::Disconnect {
+        rig.wait_health("idle without consumers", |h| {
+            h.state == EngineState::Idle && h.upstream_connections == 0
+        })
+        .await;
+        let ctl = rig.ctl.clone();
+        poll(WAIT, "simulator sees the close", move || {
+            ctl.stats().open_connections == 0
+        })
+        .await
+        .unwrap();
+    } else {
+        rig.wait_health("idle with the session kept", |h| {
+            h.state == EngineState::Idle && h.upstream_connections == 1 && h.applied == 0
+        })
+        .await;
+        let ctl = rig.ctl.clone();
+        poll(WAIT, "everything unsubscribed upstream", move || {
+            ctl.stats()
+                .connections
+                .first()
+                .is_some_and(|c| c.keys.is_empty())
+        })
+        .await
+        .unwrap();
+        let accepted = rig.ctl.stats().accepted_tcp;
+        let c = rig.engine.stream().await.unwrap();
+        c.subscribe(rig.inst(&["NSE:TCS"]), Mode::Quote)
+            .await
+            .unwrap();
+        tokio::time::timeout(WAIT, c.recv()).await.unwrap().unwrap();
+        let s = rig.ctl.stats();
+        assert_eq!(s.accepted_tcp, accepted, "no reconnect");
+        assert_eq!(s.rejected_cooldown, 0, "so no cooldown rejection");
+        let h = rig.health().borrow().clone();
+        assert_eq!((h.reconnects, h.epoch), (0, 1));
+        assert_eq!(h.state, EngineState::Live);
+    }
+    rig.stop().await;
+}
+
+/// F12: reconnects refused during a cooldown after a close (Flattrade's) are transient
+/// failures: backed off and retried until one is accepted, never `token_invalid`.
+async fn f12_reconnect_cooldown_is_waited_out_without_operator_action(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
+    let (_a, _b) = standard_subscriptions(&rig).await;
+    rig.wait_live(1).await;
+    rig.ctl.inject(
+        Fault::Cooldown {
+            window_seconds: 0.5,
+        },
+        None,
+    );
+    rig.ctl.inject(Fault::Close { code: 1000 }, None);
+    rig.wait_live(2).await;
+    let s = rig.ctl.stats();
+    assert!(s.rejected_cooldown >= 1, "a retry met the cooldown: {s:?}");
+    let h = rig.health().borrow().clone();
+    assert!(h.reconnects >= 1);
+    rig.wait_sim_keys(&standard_want(&rig)).await;
+    rig.stop().await;
+}
+
+/// The server closing right after a subscribe (Noren's, OpenAlgo issue 1965) is a lost
+/// connection like any other: reconnect, resubscribe, and converge once it stops.
+async fn server_close_after_subscribe_is_recovered(b: SimBroker) {
+    let rig = Rig::start_for(b, sim_config(), |_| {}).await;
+    let (_a, _b) = standard_subscriptions(&rig).await;
+    rig.wait_live(1).await;
+    rig.ctl
+        .inject(Fault::CloseAfterSubscribe, Some(Duration::from_millis(300)));
+    let c = rig.engine.stream().await.unwrap();
+    c.subscribe(rig.inst(&["NSE:TCS"]), Mode::Quote)
+        .await
+        .unwrap();
+    rig.wait_health("the close counted", |h| h.reconnects >= 1)
+        .await;
+    let mut w = standard_want(&rig);
+    w.insert(rig.key("NSE:TCS"), Mode::Quote);
+    rig.wait_health("live again", |h| {
+        h.state == EngineState::Live && h.epoch >= 2
+    })
+    .await;
+    rig.wait_sim_keys(&w).await;
+    rig.stop().await;
+}
+
+/// One test per (broker, row): the same rows for every broker the simulator speaks.
+macro_rules! rows {
+    ($broker:expr; $($row:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $row() {
+                super::$row($broker).await
+            }
+        )*
+    };
+}
+
+macro_rules! fault_matrix {
+    ($($module:ident => $broker:expr),* $(,)?) => {
+        $(
+            mod $module {
+                rows!($broker;
+                    f01_close_frame_reconnects_and_resubscribes,
+                    f02_tcp_reset_reconnects_and_resubscribes,
+                    f03_blackhole_trips_transport_watchdog_and_recovers,
+                    f04_heartbeats_only_goes_stale_resubscribes_then_reconnects,
+                    f05_quiet_instrument_or_closed_market_never_trips_data_watchdog,
+                    f06_acked_but_silent_is_detected_counted_and_recovered,
+                    f07_hanging_handshake_times_out_and_backs_off,
+                    f08_accept_then_close_backs_off_without_hot_loop,
+                    f09_rejected_token_stops_retrying_and_resumes_on_new_token,
+                    f09_rejected_token_on_rest_check_never_opens_the_socket,
+                    f11_connection_limit_backs_off_with_cap_and_one_upstream,
+                    f12_reconnect_cooldown_is_waited_out_without_operator_action,
+                    f14_rejected_subscription_leaves_others_and_is_retried,
+                    f15_unsubscribed_before_disconnect_is_not_resubscribed,
+                    f16_subscription_churn_racing_reconnects_ends_with_applied_equal_desired,
+                    f17_fifty_seeded_drop_cycles_keep_applied_equal_desired,
+                    f18_shutdown_during_connect_or_long_backoff_returns_promptly,
+                    f19_ticks_before_live_are_delivered_not_dropped,
+                    f21_malformed_frames_are_counted_and_the_connection_kept,
+                    f27_network_down_at_startup_is_retried_with_backoff,
+                    many_consumers_share_one_upstream_connection,
+                    subscribing_beyond_the_broker_limit_fails_clearly_and_applies_nothing,
+                    idle_policy_follows_the_broker,
+                    server_close_after_subscribe_is_recovered,
+                    slow_stream_consumer_is_conflated_and_never_slows_others,
+                );
+            }
+        )*
+    };
+}
+
+fault_matrix! {
+    kite => tickmux::sim::SimBroker::Kite,
+    angel => tickmux::sim::SimBroker::Angel,
+    shoonya => tickmux::sim::SimBroker::Shoonya,
+    flattrade => tickmux::sim::SimBroker::Flattrade,
 }

@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tickmux::adapters::kite::Kite;
 use tickmux::adapters::{Adapter, Credentials, Endpoints};
+use tickmux::config::{self, BrokerKind};
 use tickmux::engine::backoff::BackoffConfig;
 use tickmux::engine::health::Health;
 use tickmux::engine::{self, EngineConfig, EngineHandle};
 use tickmux::instruments::InstrumentMaster;
-use tickmux::model::{Instrument, Mode};
+use tickmux::model::{FeedKey, Instrument, Mode};
 use tickmux::secret::Secret;
-use tickmux::sim::{Sim, SimConfig, SimControl};
+use tickmux::sim::{Sim, SimBroker, SimConfig, SimControl};
 use tokio::sync::watch;
 
 /// Generous bound for conditions that normally hold within milliseconds.
@@ -52,17 +52,30 @@ pub fn sim_config() -> SimConfig {
     }
 }
 
-/// The simulator's credentials.
+/// The simulator's credentials (every protocol's).
 pub fn sim_creds(cfg: &SimConfig) -> Credentials {
     Credentials {
         api_key: Secret::new(cfg.api_key.clone()),
         access_token: Secret::new(cfg.access_token.clone()),
-        ..Default::default()
+        client_code: cfg.client_code.clone(),
+        feed_token: Secret::new(cfg.feed_token.clone()),
+    }
+}
+
+/// The config's name for a simulated broker.
+pub fn kind(b: SimBroker) -> BrokerKind {
+    match b {
+        SimBroker::Kite => BrokerKind::Kite,
+        SimBroker::Angel => BrokerKind::Angel,
+        SimBroker::Shoonya => BrokerKind::Shoonya,
+        SimBroker::Flattrade => BrokerKind::Flattrade,
     }
 }
 
 /// A simulator, an engine on it and the instrument master.
 pub struct Rig {
+    pub broker: SimBroker,
+    pub adapter: Arc<dyn Adapter>,
     pub sim: Sim,
     pub ctl: SimControl,
     pub engine: EngineHandle,
@@ -76,18 +89,33 @@ impl Rig {
         Rig::start_with(sim_config(), |_| {}).await
     }
 
-    /// Start with a simulator config and engine-config tweaks.
+    /// Start with a simulator config and engine-config tweaks (Kite).
     pub async fn start_with(sim_cfg: SimConfig, tweak: impl FnOnce(&mut EngineConfig)) -> Rig {
+        Rig::start_for(SimBroker::Kite, sim_cfg, tweak).await
+    }
+
+    /// Start on the simulator speaking `broker`'s protocol, with that broker's adapter.
+    pub async fn start_for(
+        broker: SimBroker,
+        sim_cfg: SimConfig,
+        tweak: impl FnOnce(&mut EngineConfig),
+    ) -> Rig {
         let sim = Sim::start(sim_cfg.clone()).await.expect("simulator starts");
-        let mut cfg = fast_config(&sim.ws_url(), &sim.rest_url());
+        let ep = config::sim_endpoints(kind(broker), &sim.ws_url(), &sim.rest_url());
+        let mut cfg = fast_config(&ep.ws_url, &ep.rest_url);
+        cfg.endpoints = ep;
+        let adapter = kind(broker).adapter();
+        cfg.idle_policy = adapter.idle_policy();
         tweak(&mut cfg);
         let creds = sim_creds(&sim_cfg);
-        let master = InstrumentMaster::fetch(&Kite, &cfg.endpoints, &creds)
+        let master = InstrumentMaster::fetch(&*adapter, &cfg.endpoints, &creds)
             .await
-            .expect("instrument master from the simulator");
-        let adapter: Arc<dyn Adapter> = Arc::new(Kite);
-        let engine = engine::spawn(adapter, creds, cfg, true);
+            .expect("instrument master from the simulator")
+            .with_adapter(adapter.clone());
+        let engine = engine::spawn(adapter.clone(), creds, cfg, true);
         Rig {
+            broker,
+            adapter,
             ctl: sim.control(),
             sim,
             engine,
@@ -102,6 +130,64 @@ impl Rig {
             .iter()
             .map(|n| self.master.resolve(n).expect(n))
             .collect()
+    }
+
+    /// The feed key of a symbol on this broker.
+    pub fn key(&self, name: &str) -> FeedKey {
+        self.master.resolve(name).expect(name).key
+    }
+
+    /// The simulator's token of a symbol (what token-list faults name).
+    pub fn token(&self, name: &str) -> u32 {
+        self.key(name).token
+    }
+
+    /// Symbols and modes as the simulator should hold them.
+    pub fn want(&self, pairs: &[(&str, Mode)]) -> BTreeMap<FeedKey, Mode> {
+        pairs.iter().map(|(n, m)| (self.key(n), *m)).collect()
+    }
+
+    /// A mode as this broker's wire has it: Noren's touchline carries LTP and Quote alike.
+    pub fn wire_mode(&self, m: Mode) -> Mode {
+        match (self.broker, m) {
+            (SimBroker::Shoonya | SimBroker::Flattrade, Mode::Ltp) => Mode::Quote,
+            _ => m,
+        }
+    }
+
+    /// The simulator's view of the one open connection's subscriptions, every protocol.
+    pub fn sim_keys(&self) -> BTreeMap<FeedKey, Mode> {
+        let s = self.ctl.stats();
+        assert!(
+            s.connections.len() <= 1,
+            "more than one upstream connection: {}",
+            s.connections.len()
+        );
+        s.connections
+            .first()
+            .map(|c| c.keys.clone())
+            .unwrap_or_default()
+    }
+
+    /// Wait until the simulator holds exactly `want` on its single connection.
+    pub async fn wait_sim_keys(&self, want: &BTreeMap<FeedKey, Mode>) {
+        let ctl = self.ctl.clone();
+        let want: BTreeMap<FeedKey, Mode> =
+            want.iter().map(|(k, m)| (*k, self.wire_mode(*m))).collect();
+        let want2 = want.clone();
+        poll(WAIT, "simulator subscriptions == desired", move || {
+            let s = ctl.stats();
+            s.connections.len() == 1 && s.connections[0].keys == want2
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{}: simulator subscriptions {:?} != desired {:?}",
+                self.broker.as_str(),
+                self.sim_keys(),
+                want
+            )
+        });
     }
 
     /// Health watch.
