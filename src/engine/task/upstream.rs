@@ -116,11 +116,19 @@ impl EngineTask {
         match e {
             tungstenite::Error::Http(resp) => {
                 let status = resp.status().as_u16();
-                let body = resp
+                let mut body = resp
                     .body()
                     .as_ref()
                     .map(|b| String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned())
                     .unwrap_or_default();
+                // Angel says why in a header ("Invalid Feed Token", "Connection limit exceeded").
+                if let Some(why) = resp
+                    .headers()
+                    .get("x-error-message")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    body = format!("{why} {body}");
+                }
                 (
                     self.adapter.classify_rejection(status),
                     redact(format!("upgrade rejected: HTTP {status} {body}").trim()),
