@@ -10,7 +10,7 @@ use common::{Rig, WAIT, fast_config, wait_health};
 use proptest::prelude::*;
 use std::sync::Arc;
 use tickmux::adapters::openalgo::OpenAlgo;
-use tickmux::adapters::{Adapter, Credentials, Decoder, ErrorKind};
+use tickmux::adapters::{Adapter, Credentials, ErrorKind};
 use tickmux::engine::{self, EngineHandle, EngineState};
 use tickmux::instruments::InstrumentMaster;
 use tickmux::model::Mode;
