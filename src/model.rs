@@ -126,7 +126,7 @@ impl fmt::Display for FeedKey {
 }
 
 /// An instrument the user can subscribe to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Instrument {
     /// Exchange as users type it (NSE, NFO, BSE, MCX, CDS, ...).
     pub exchange: String,

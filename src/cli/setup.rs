@@ -62,15 +62,31 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Feed> {
     } else {
         (cfg.broker_setup()?, None, market_open_at(Utc::now()))
     };
-    let master = InstrumentMaster::fetch(&*setup.adapter, &setup.engine.endpoints, &setup.creds)
-        .await
-        .map(|m| m.with_adapter(setup.adapter.clone()))
-        .with_context(|| {
-            format!(
-                "loading instruments from {}",
-                setup.engine.endpoints.rest_url
-            )
-        })?;
+    // Real brokers' masters are cached for the day; the simulator's is local and instant.
+    let cache = if cfg.uses_sim() {
+        None
+    } else {
+        crate::config::cache_dir()
+    };
+    let master = crate::instruments::cache::load(
+        setup.adapter.clone(),
+        &setup.engine.endpoints,
+        &setup.creds,
+        cache.as_deref(),
+        Utc::now(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "loading instruments from {}",
+            setup
+                .engine
+                .endpoints
+                .instruments_url
+                .as_deref()
+                .unwrap_or(&setup.engine.endpoints.rest_url)
+        )
+    })?;
     tracing::info!(%source, instruments = master.len(), "instrument master loaded");
     let engine = engine::spawn(
         setup.adapter.clone(),

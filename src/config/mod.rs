@@ -330,6 +330,11 @@ pub fn data_dir() -> Option<PathBuf> {
     project_dirs().map(|p| p.data_dir().to_path_buf())
 }
 
+/// The platform cache dir (instrument masters).
+pub fn cache_dir() -> Option<PathBuf> {
+    project_dirs().map(|p| p.cache_dir().to_path_buf())
+}
+
 impl Config {
     /// Load `explicit` (must exist) or the default file (missing = defaults).
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {

@@ -1,6 +1,8 @@
 //! Instrument master: resolves what users type (`NSE:INFY`, `NSE:NIFTY 50`, or a raw broker
 //! token `NSE:408065`) to instruments, from the broker's master fetched over REST.
 
+pub mod cache;
+
 use crate::adapters::{Adapter, Credentials, Endpoints};
 use crate::model::{FeedKey, Instrument, parse_symbol};
 use std::collections::HashMap;
@@ -12,6 +14,8 @@ use std::time::Duration;
 pub struct InstrumentMaster {
     by_name: HashMap<(String, String), Arc<Instrument>>,
     by_key: HashMap<FeedKey, Arc<Instrument>>,
+    /// Every entry in master order (aliases included), for the cache.
+    all: Vec<Arc<Instrument>>,
     /// The broker, for raw tokens and symbols outside the master (see [`Adapter::raw_key`]
     /// and [`Adapter::unlisted`]); without it a raw token is taken as Kite's.
     adapter: Option<Arc<dyn Adapter>>,
@@ -32,6 +36,7 @@ impl InstrumentMaster {
         let mut m = InstrumentMaster::default();
         for i in list {
             let i = Arc::new(i);
+            m.all.push(i.clone());
             m.by_name
                 .entry((i.exchange.clone(), i.symbol.clone()))
                 .or_insert_with(|| i.clone());
@@ -142,6 +147,11 @@ impl InstrumentMaster {
     /// Look up by feed key.
     pub fn by_key(&self, k: &FeedKey) -> Option<&Arc<Instrument>> {
         self.by_key.get(k)
+    }
+
+    /// Every entry, in master order (aliases included).
+    pub fn entries(&self) -> impl Iterator<Item = &Instrument> {
+        self.all.iter().map(|i| &**i)
     }
 
     /// Number of instruments.
