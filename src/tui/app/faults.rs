@@ -88,6 +88,20 @@ pub const FAULT_MENU: &[FaultItem] = &[
         seconds: Some(15),
     },
     FaultItem {
+        key: 'w',
+        label: "reconnect cooldown 20 s",
+        make: Some(|| Fault::Cooldown {
+            window_seconds: 5.0,
+        }),
+        seconds: Some(20),
+    },
+    FaultItem {
+        key: 'x',
+        label: "close after subscribe 10 s",
+        make: Some(|| Fault::CloseAfterSubscribe),
+        seconds: Some(10),
+    },
+    FaultItem {
         key: 'c',
         label: "clear all faults",
         make: None,
