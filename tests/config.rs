@@ -320,3 +320,101 @@ async fn token_watcher_resumes_token_invalid_without_restart() {
     watcher.abort();
     sim.shutdown().await;
 }
+
+#[test]
+fn every_broker_kind_names_its_missing_secrets_and_builds_its_setup() {
+    // Angel needs four things; each missing one is named with its variable.
+    let cfg = parse("[broker]\nkind = \"angel\"\n").unwrap();
+    let e = cfg.broker_setup_with(env(&[])).err().unwrap().0;
+    assert!(e.contains("ANGEL_API_KEY"), "{e}");
+    let e = cfg
+        .broker_setup_with(env(&[("ANGEL_API_KEY", "k123456")]))
+        .err()
+        .unwrap()
+        .0;
+    assert!(e.contains("ANGEL_JWT"), "{e}");
+    let e = cfg
+        .broker_setup_with(env(&[
+            ("ANGEL_API_KEY", "k123456"),
+            ("ANGEL_JWT", "jwt123456"),
+        ]))
+        .err()
+        .unwrap()
+        .0;
+    assert!(
+        e.contains("client_code") && e.contains("ANGEL_CLIENT_CODE"),
+        "{e}"
+    );
+    let s = cfg
+        .broker_setup_with(env(&[
+            ("ANGEL_API_KEY", "k123456"),
+            ("ANGEL_JWT", "jwt123456"),
+            ("ANGEL_CLIENT_CODE", "A123"),
+            ("ANGEL_FEED_TOKEN", "feed123456"),
+        ]))
+        .unwrap();
+    assert_eq!(s.adapter.name(), "angel");
+    assert_eq!(s.creds.client_code, "A123");
+    assert_eq!(
+        s.engine.endpoints.ws_url,
+        "wss://smartapisocket.angelone.in/smart-stream"
+    );
+    assert!(
+        s.engine
+            .endpoints
+            .instruments_url
+            .unwrap()
+            .ends_with("OpenAPIScripMaster.json")
+    );
+    assert_eq!(
+        s.engine.idle_policy,
+        tickmux::engine::IdlePolicy::Disconnect
+    );
+
+    // Noren: no API key, a user id and a token; the session is kept when idle.
+    let cfg = parse("[broker]\nkind = \"flattrade\"\nclient_code = \"FT001\"\n").unwrap();
+    let e = cfg.broker_setup_with(env(&[])).err().unwrap().0;
+    assert!(e.contains("FLATTRADE_TOKEN"), "{e}");
+    let s = cfg
+        .broker_setup_with(env(&[("FLATTRADE_TOKEN", "tok123456")]))
+        .unwrap();
+    assert_eq!(s.adapter.name(), "flattrade");
+    assert_eq!(
+        s.engine.idle_policy,
+        tickmux::engine::IdlePolicy::KeepSession
+    );
+    // ...unless the config says otherwise.
+    let cfg = parse(
+        "[broker]\nkind = \"shoonya\"\nclient_code = \"FA1\"\n[engine]\nidle_policy = \"disconnect\"\n",
+    )
+    .unwrap();
+    let s = cfg
+        .broker_setup_with(env(&[("SHOONYA_SUSERTOKEN", "tok123456")]))
+        .unwrap();
+    assert_eq!(
+        s.engine.idle_policy,
+        tickmux::engine::IdlePolicy::Disconnect
+    );
+
+    // OpenAlgo: just the key.
+    let cfg = parse("[broker]\nkind = \"openalgo\"\nws_url = \"ws://10.0.0.5:8765\"\n").unwrap();
+    let e = cfg.broker_setup_with(env(&[])).err().unwrap().0;
+    assert!(e.contains("OPENALGO_API_KEY"), "{e}");
+    let s = cfg
+        .broker_setup_with(env(&[("OPENALGO_API_KEY", "key123456")]))
+        .unwrap();
+    assert_eq!(s.engine.endpoints.ws_url, "ws://10.0.0.5:8765");
+}
+
+#[test]
+fn sim_broker_is_one_the_simulator_speaks() {
+    let c = parse("[sim]\nbroker = \"angel\"\n").unwrap();
+    assert_eq!(c.sim_broker(), BrokerKind::Angel);
+    let e = parse("[sim]\nbroker = \"openalgo\"\n").unwrap_err();
+    assert!(
+        e.contains("sim.broker") && e.contains("kite, angel, shoonya or flattrade"),
+        "{e}"
+    );
+    let e = parse("[broker]\nkind = \"zerodha\"\n").unwrap_err();
+    assert!(e.contains("broker.kind"), "{e}");
+}
