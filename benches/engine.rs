@@ -6,59 +6,19 @@
 //! The simulator runs as a separate `tickmux sim` process so the CPU and RSS figures are the
 //! engine's and its consumers' alone.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use hdrhistogram::Histogram;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use support::{SimProc, cpu_secs, rss_mb, start_sim};
 use tickmux::adapters::kite::Kite;
-use tickmux::adapters::{Credentials, Endpoints, ErrorKind};
+use tickmux::adapters::{Endpoints, ErrorKind};
 use tickmux::engine::{self, EngineConfig, EngineHandle, EngineState};
 use tickmux::model::{FeedKey, Instrument, Mode};
-use tickmux::secret::Secret;
 use tickmux::sim::Fault;
 use tokio::time::Instant;
-
-struct SimProc {
-    child: Child,
-    ws_url: String,
-    rest_url: String,
-    control_url: String,
-    creds: Credentials,
-}
-
-impl Drop for SimProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sim(tick_rate: u32) -> SimProc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tickmux"))
-        .args(["sim", "--tick-rate", &tick_rate.to_string(), "--seed", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tickmux sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("sim prints its URLs");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("sim JSON line");
-    let s = |k: &str| v[k].as_str().unwrap().to_string();
-    SimProc {
-        ws_url: s("ws_url"),
-        rest_url: s("rest_url"),
-        control_url: s("control_url"),
-        creds: Credentials {
-            api_key: Secret::new(s("api_key")),
-            access_token: Secret::new(s("access_token")),
-            ..Default::default()
-        },
-        child,
-    }
-}
 
 /// Synthetic NFO instruments the simulator generates on demand.
 fn synthetic(n: u32) -> Vec<Arc<Instrument>> {
@@ -81,27 +41,6 @@ fn engine_for(sim: &SimProc, tweak: impl FnOnce(&mut EngineConfig)) -> EngineHan
     });
     tweak(&mut cfg);
     engine::spawn(Arc::new(Kite), sim.creds.clone(), cfg, true)
-}
-
-/// CPU seconds (user + system) of this process.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tck = 100.0; // USER_HZ on Linux
-    let u: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    let s: f64 = f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    (u + s) / tck
-}
-
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 async fn wait_state(e: &EngineHandle, s: EngineState, limit: Duration) {

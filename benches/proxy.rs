@@ -10,15 +10,17 @@
 //! receiving its `market_data` message: a probe consumer records each tick's read time by
 //! (token, volume), which is unique per tick in the simulator's quote stream.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use hdrhistogram::Histogram;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::{SimProc, cpu_secs, rss_mb, start_sim};
+use tickmux::adapters::Endpoints;
 use tickmux::adapters::kite::Kite;
-use tickmux::adapters::{Credentials, Endpoints};
 use tickmux::engine::{self, EngineConfig, EngineHandle, EngineState};
 use tickmux::instruments::InstrumentMaster;
 use tickmux::model::{FeedKey, Instrument, Mode};
@@ -30,45 +32,6 @@ const RATE: u32 = 10_000;
 const INSTRUMENTS: u32 = 500;
 const KEY: &str = "bench-proxy-key-0123456789abcdef";
 const SHARDS: usize = 64;
-
-struct SimProc {
-    child: Child,
-    ws_url: String,
-    rest_url: String,
-    creds: Credentials,
-}
-
-impl Drop for SimProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sim(tick_rate: u32) -> SimProc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tickmux"))
-        .args(["sim", "--tick-rate", &tick_rate.to_string(), "--seed", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tickmux sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("sim prints its URLs");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("sim JSON line");
-    let s = |k: &str| v[k].as_str().unwrap().to_string();
-    SimProc {
-        ws_url: s("ws_url"),
-        rest_url: s("rest_url"),
-        creds: Credentials {
-            api_key: Secret::new(s("api_key")),
-            access_token: Secret::new(s("access_token")),
-            ..Default::default()
-        },
-        child,
-    }
-}
 
 /// Synthetic NFO tokens the simulator generates on demand (clients name them by token).
 fn token(i: u32) -> u32 {
@@ -85,25 +48,6 @@ fn instruments() -> Vec<Arc<Instrument>> {
             })
         })
         .collect()
-}
-
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let u: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    let s: f64 = f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    (u + s) / 100.0
-}
-
-fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// Read times of ticks by (token, volume), sharded so clients rarely contend.

@@ -11,21 +11,23 @@
 //! /proc/self/stat. Draw: mean and p99 of one frame's refresh + draw, on TestBackend and on
 //! the /dev/null crossterm backend.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use hdrhistogram::Histogram;
 use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend, TestBackend};
 use ratatui::layout::Rect;
 use ratatui::{TerminalOptions, Viewport};
-use std::io::{BufRead, BufReader, BufWriter};
-use std::process::{Child, Command, Stdio};
+use std::io::BufWriter;
 use std::sync::Arc;
 use std::time::Duration;
+use support::{SimProc, cpu_secs, start_sim};
+use tickmux::adapters::Endpoints;
 use tickmux::adapters::kite::Kite;
-use tickmux::adapters::{Credentials, Endpoints};
 use tickmux::engine::{self, EngineConfig, EngineHandle, EngineState};
 use tickmux::instruments::InstrumentMaster;
 use tickmux::model::Mode;
-use tickmux::secret::Secret;
 use tickmux::tui::app::{App, AppInit, Cmd, WatchItem};
 use tickmux::tui::keymap::Keymap;
 use tickmux::tui::runtime::render_frame;
@@ -37,56 +39,6 @@ const TICK_RATE: u32 = 10_000;
 const FPS: u32 = 20;
 const SECS: u64 = 10;
 const AREA: Rect = Rect::new(0, 0, 120, 40);
-
-struct SimProc {
-    child: Child,
-    ws_url: String,
-    rest_url: String,
-    creds: Credentials,
-}
-
-impl Drop for SimProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_sim(tick_rate: u32) -> SimProc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tickmux"))
-        .args(["sim", "--tick-rate", &tick_rate.to_string(), "--seed", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tickmux sim");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("sim prints its URLs");
-    let v: serde_json::Value = serde_json::from_str(&line).expect("sim JSON line");
-    let s = |k: &str| v[k].as_str().unwrap().to_string();
-    SimProc {
-        ws_url: s("ws_url"),
-        rest_url: s("rest_url"),
-        creds: Credentials {
-            api_key: Secret::new(s("api_key")),
-            access_token: Secret::new(s("access_token")),
-            ..Default::default()
-        },
-        child,
-    }
-}
-
-/// CPU seconds (user + system) of this process.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let tck = 100.0; // USER_HZ on Linux
-    let u: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    let s: f64 = f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    (u + s) / tck
-}
 
 fn master() -> Arc<InstrumentMaster> {
     Arc::new(InstrumentMaster::new(tickmux::sim::synthetic_instruments(
