@@ -192,6 +192,12 @@ async fn every_mode_ticks_one_packet_per_message() {
                 assert_eq!(s.best_5_sell().count(), 5);
                 let d = t.depth.unwrap();
                 assert!(d.buy[0].price <= t.ltp && t.ltp < d.sell[0].price);
+                // Circuits and the 52-week range, as the REST quote gives them.
+                let ltp = p.last_traded_price;
+                assert!(s.lower_circuit_limit < ltp && ltp < s.upper_circuit_limit);
+                let q = p.quote.unwrap();
+                assert!(s.week_52_low_price <= q.low_price_of_the_day);
+                assert!(q.high_price_of_the_day <= s.week_52_high_price);
             }
             AngelMode::Depth20 => {
                 let d = p.depth_20.unwrap();

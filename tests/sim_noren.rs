@@ -245,6 +245,16 @@ async fn depth_feed_both_feeds_and_acks() {
     for k in ["bp5", "sq5", "bo1", "so5", "ltq", "tbq", "tsq", "ltt"] {
         assert!(dk[0][k].is_string(), "{k} in {}", dk[0]);
     }
+    // Circuits and the 52-week range (brokers.md §3.3) come with the snapshot, around the
+    // day's prices, and never in a delta (they do not change).
+    let px = |k: &str| -> f64 { dk[0][k].as_str().unwrap().parse().unwrap() };
+    assert!(px("lc") < px("lp") && px("lp") < px("uc"), "{}", dk[0]);
+    assert!(px("52l") <= px("l") && px("h") <= px("52h"), "{}", dk[0]);
+    assert!(of(&msgs, "df", 2885).iter().all(|m| {
+        ["uc", "lc", "52h", "52l"]
+            .iter()
+            .all(|k| m.get(k).is_none())
+    }));
     let mut dec = NorenDecoder::new(Flavour::Flattrade);
     let mut ticks = Vec::new();
     for m in &msgs {

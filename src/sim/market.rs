@@ -249,10 +249,30 @@ impl InstrState {
 
     /// Circuit limits for REST quotes: ±10% of the previous close, on the tick grid.
     pub fn circuits(&self) -> (Price, Price) {
-        let (t, c) = (self.p.tick, self.close);
-        let band = c / 10 / t * t;
-        (Price((c - band).max(t)), Price(c + band))
+        circuits(Price(self.close), self.p.tick)
     }
+
+    /// The 52-week range ([`week52`] of this instrument).
+    pub fn week52(&self) -> (Price, Price) {
+        week52(&self.p)
+    }
+}
+
+/// Circuit limits (lower, upper): ±10% of the previous close `close`, on the `tick` grid (in
+/// [`Price`] units). What REST quotes, Angel SnapQuote packets and Noren depth messages carry.
+pub(crate) fn circuits(close: Price, tick: i64) -> (Price, Price) {
+    let (t, c) = (tick.max(1), close.0);
+    let band = c / 10 / t * t;
+    (Price((c - band).max(t)), Price(c + band))
+}
+
+/// The 52-week range (low, high): ±12.5% of the base price on the tick grid, wider than
+/// anywhere [`InstrState::step`]'s walk (pulled back inside ~±8% of the base) goes, so every
+/// day's high and low lie inside it.
+pub(crate) fn week52(p: &Params) -> (Price, Price) {
+    let t = p.tick.max(1);
+    let band = (p.base / 8).max(t * 40) / t * t;
+    (Price((p.base - band).max(t)), Price(p.base + band))
 }
 
 #[cfg(test)]

@@ -15,8 +15,9 @@ use crate::adapters::angel::codec::{
     self as angel, AngelMode, AngelPacket, AngelRequest, AngelToken, MAX_DEPTH20_TOKENS,
     MAX_TOKENS, NSE_CM, PONG, Subscription,
 };
-use crate::model::{FeedKey, Mode, Price};
-use crate::sim::instruments::Family;
+use crate::model::{FeedKey, Mode, Price, Tick};
+use crate::sim::instruments::{Family, Params};
+use crate::sim::market;
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -169,6 +170,19 @@ fn extend_depth20(p: &mut AngelPacket, tick_raw: i64, lot: i64) {
     }
 }
 
+/// SnapQuote's circuit limits (tradable instruments; indices have none) and 52-week range,
+/// the values the REST quote gives for the same instrument.
+fn limits(s: &mut angel::AngelSnapQuote, t: &Tick, p: &Params, div: i64) {
+    if let (true, Some(q)) = (t.tradable, t.quote) {
+        let (lc, uc) = market::circuits(q.ohlc.close, p.tick);
+        s.lower_circuit_limit = lc.to_raw(div);
+        s.upper_circuit_limit = uc.to_raw(div);
+    }
+    let (low, high) = market::week52(p);
+    s.week_52_low_price = low.to_raw(div);
+    s.week_52_high_price = high.to_raw(div);
+}
+
 impl Protocol for Angel {
     fn on_text(&mut self, cx: &mut Cx<'_>, text: &str) -> Effect {
         match angel::decode_request(text) {
@@ -206,11 +220,15 @@ impl Protocol for Angel {
                 self.seq += 1;
                 p.sequence_number = self.seq;
             }
+            let params = cx.shared.instruments.params(t.market);
             if mode == AngelMode::Depth20 {
-                if let Some(ps) = cx.shared.instruments.params(t.market) {
+                if let Some(ps) = params {
                     let tick = Price(ps.tick).to_raw(angel::divisor(p.exchange_type));
                     extend_depth20(&mut p, tick, i64::from(ps.lot));
                 }
+            }
+            if let (Some(s), Some(ps)) = (p.snap_quote.as_mut(), params) {
+                limits(s, &t.tick, &ps, angel::divisor(p.exchange_type));
             }
             self.buf.clear();
             angel::encode_packet(&p, &mut self.buf);

@@ -20,7 +20,7 @@ use crate::adapters::noren::codec::{
 use crate::model::{FeedKey, Mode, Price, Tick};
 use crate::secret::Secret;
 use crate::sim::instruments::Family;
-use crate::sim::{SimBroker, lock, masters};
+use crate::sim::{SimBroker, lock, market, masters};
 use std::collections::{HashMap, HashSet};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -68,6 +68,18 @@ fn fields(cx: &Cx<'_>, t: &Tick, market: u32, feed: Feed, snapshot: bool) -> Nor
             f.bids[0].quantity = Some(lot * (1 + lots % 40));
             f.asks[0].quantity = Some(lot * (1 + lots / 3 % 40));
         }
+    }
+    if let (Feed::Depth, Some(p)) = (feed, p) {
+        // Depth carries the circuit limits (tradable instruments) and the 52-week range, as
+        // GetQuotes does; they never change, so only `dk` snapshots show them.
+        if let (true, Some(q)) = (t.tradable, t.quote) {
+            let (lc, uc) = market::circuits(q.ohlc.close, p.tick);
+            f.lower_circuit = Some(lc);
+            f.upper_circuit = Some(uc);
+        }
+        let (low, high) = market::week52(&p);
+        f.low_52 = Some(low);
+        f.high_52 = Some(high);
     }
     if snapshot {
         let ins = &cx.shared.instruments;

@@ -138,6 +138,7 @@ fn quote(s: &Shared, exch: &str, token: &str, kind: Kind) -> Option<Value> {
     }
     if kind == Kind::Full {
         let (lc, uc) = st.circuits();
+        let (low52, high52) = st.week52();
         let d = t.depth.unwrap_or_default();
         let net = Price(t.ltp.0 - q.ohlc.close.0);
         let time = ist_fmt(secs, "%d-%b-%Y %H:%M:%S");
@@ -154,8 +155,8 @@ fn quote(s: &Shared, exch: &str, token: &str, kind: Kind) -> Option<Value> {
             ("upperCircuit", px(uc)),
             ("totBuyQuan", json!(q.total_buy_quantity)),
             ("totSellQuan", json!(q.total_sell_quantity)),
-            ("52WeekLow", px(lc)),
-            ("52WeekHigh", px(uc)),
+            ("52WeekLow", px(low52)),
+            ("52WeekHigh", px(high52)),
             (
                 "depth",
                 json!({"buy": depth(&d.buy), "sell": depth(&d.sell)}),
