@@ -30,7 +30,6 @@ import json
 import os
 import sys
 import threading
-import time
 import urllib.request
 import zipfile
 
