@@ -5,21 +5,12 @@
 //! Needs Python with kiteconnect 5.2.2: `.ci/run` installs it into `.venv-ci`; set
 //! `TICKMUX_PYTHON` to use another interpreter.
 
+mod conformance_common;
+
+use conformance_common::python;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn python() -> String {
-    if let Ok(p) = std::env::var("TICKMUX_PYTHON") {
-        return p;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-ci/bin/python");
-    if std::path::Path::new(venv).exists() {
-        venv.to_string()
-    } else {
-        "python3".to_string()
-    }
-}
 
 #[test]
 fn official_kiteconnect_client_receives_ticks_and_recovers_after_a_drop() {

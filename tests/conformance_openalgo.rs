@@ -6,21 +6,12 @@
 //! Needs Python with openalgo: `.ci/run` installs tests/conformance/requirements.txt into
 //! `.venv-ci`; set `TICKMUX_PYTHON` to use another interpreter.
 
+mod conformance_common;
+
+use conformance_common::python;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn python() -> String {
-    if let Ok(p) = std::env::var("TICKMUX_PYTHON") {
-        return p;
-    }
-    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv-ci/bin/python");
-    if std::path::Path::new(venv).exists() {
-        venv.to_string()
-    } else {
-        "python3".to_string()
-    }
-}
 
 fn tickmux(home: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tickmux"));
