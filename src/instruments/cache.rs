@@ -91,9 +91,18 @@ pub async fn load(
         return Ok(InstrumentMaster::default().with_adapter(adapter));
     }
     let p = path(dir, &*adapter, ep, creds);
-    let cached = read(&p);
+    // Masters run to tens of MB: read and parse them off the async runtime.
+    let cached = {
+        let p = p.clone();
+        tokio::task::spawn_blocking(move || read(&p))
+            .await
+            .unwrap_or(None)
+    };
     if let Some(f) = &cached {
-        let fetched = Utc.timestamp_opt(f.fetched_at_unix, 0).single().unwrap_or(now);
+        let fetched = Utc
+            .timestamp_opt(f.fetched_at_unix, 0)
+            .single()
+            .unwrap_or(now);
         if now < expires(fetched) && !f.instruments.is_empty() {
             tracing::info!(path = %p.display(), instruments = f.instruments.len(), "instrument master from the cache");
             return Ok(InstrumentMaster::new(f.instruments.clone()).with_adapter(adapter));
@@ -101,8 +110,14 @@ pub async fn load(
     }
     match InstrumentMaster::fetch(&*adapter, ep, creds).await {
         Ok(m) => {
-            if let Err(e) = write(&p, adapter.name(), &m, now) {
-                tracing::warn!(path = %p.display(), "could not cache the instrument master: {e}");
+            let (p2, m2, name) = (p.clone(), m.clone(), adapter.name());
+            let written = tokio::task::spawn_blocking(move || write(&p2, name, &m2, now)).await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(path = %p.display(), "could not cache the instrument master: {e}")
+                }
+                Err(e) => tracing::warn!("caching the instrument master failed: {e}"),
             }
             Ok(m.with_adapter(adapter))
         }
