@@ -208,36 +208,18 @@ impl Rig {
         .await
     }
 
-    /// The simulator's view of the one open connection's subscriptions.
+    /// The simulator's view of the one open connection's subscriptions (Kite tokens).
     pub fn sim_subscriptions(&self) -> BTreeMap<u32, Mode> {
-        let s = self.ctl.stats();
-        assert!(
-            s.connections.len() <= 1,
-            "more than one upstream connection: {}",
-            s.connections.len()
-        );
-        s.connections
-            .first()
-            .map(|c| c.subscriptions.clone())
-            .unwrap_or_default()
+        self.sim_keys()
+            .into_iter()
+            .map(|(k, m)| (k.token, m))
+            .collect()
     }
 
-    /// Wait until the simulator holds exactly `want` on its single connection.
+    /// Wait until the simulator holds exactly `want` (Kite tokens) on its single connection.
     pub async fn wait_sim_subscriptions(&self, want: &BTreeMap<u32, Mode>) {
-        let ctl = self.ctl.clone();
-        let want2 = want.clone();
-        poll(WAIT, "simulator subscriptions == desired", move || {
-            let s = ctl.stats();
-            s.connections.len() == 1 && s.connections[0].subscriptions == want2
-        })
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "simulator subscriptions {:?} != desired {:?}",
-                self.sim_subscriptions(),
-                want
-            )
-        });
+        let keys = want.iter().map(|(t, m)| (FeedKey::kite(*t), *m)).collect();
+        self.wait_sim_keys(&keys).await;
     }
 
     /// Stop everything.
