@@ -4,8 +4,8 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use tickmux::adapters::openalgo::OpenAlgo;
 use tickmux::adapters::Adapter;
+use tickmux::adapters::openalgo::OpenAlgo;
 use tickmux::model::{Depth, FeedKey, Level, Mode, Ohlc, Price, Quote, Tick};
 use tickmux::proxy::market_data::market_data;
 use tickmux::proxy::protocol::SymbolRef;

@@ -31,25 +31,46 @@ async fn cached_while_fresh_refetched_when_stale_and_stale_beats_nothing() {
     let fetched = sim.control().stats().rest_requests;
 
     // Fresh: no request at all.
-    let m = cache::load(a.clone(), &ep, &creds, Some(dir.path()), now + Duration::hours(1))
-        .await
-        .unwrap();
+    let m = cache::load(
+        a.clone(),
+        &ep,
+        &creds,
+        Some(dir.path()),
+        now + Duration::hours(1),
+    )
+    .await
+    .unwrap();
     assert_eq!(m.len(), n);
     assert!(m.resolve("NSE:INFY").is_ok());
     let after = sim.control().stats().rest_requests;
-    assert!(after <= fetched + 1, "the cache answered: {fetched} → {after}");
+    assert!(
+        after <= fetched + 1,
+        "the cache answered: {fetched} → {after}"
+    );
 
     // Stale (a day later): fetched again.
-    cache::load(a.clone(), &ep, &creds, Some(dir.path()), now + Duration::days(2))
-        .await
-        .unwrap();
+    cache::load(
+        a.clone(),
+        &ep,
+        &creds,
+        Some(dir.path()),
+        now + Duration::days(2),
+    )
+    .await
+    .unwrap();
     assert!(sim.control().stats().rest_requests > after);
 
     // The broker is gone: a stale cache still resolves symbols...
     sim.shutdown().await;
-    let m = cache::load(a.clone(), &ep, &creds, Some(dir.path()), now + Duration::days(9))
-        .await
-        .unwrap();
+    let m = cache::load(
+        a.clone(),
+        &ep,
+        &creds,
+        Some(dir.path()),
+        now + Duration::days(9),
+    )
+    .await
+    .unwrap();
     assert!(m.resolve("NSE:RELIANCE").is_ok());
     // ...and no cache is a clear error naming the master.
     let empty = tempfile::tempdir().unwrap();

@@ -49,11 +49,7 @@ type Encode = fn(Option<&str>, AngelMode, &[FeedKey]) -> Result<Vec<String>, cod
 
 /// Messages for one request kind; keys Angel cannot take (unknown segment) are logged and
 /// left out rather than failing the whole batch.
-fn requests(
-    f: Encode,
-    mode: AngelMode,
-    keys: &[FeedKey],
-) -> Vec<WsOut> {
+fn requests(f: Encode, mode: AngelMode, keys: &[FeedKey]) -> Vec<WsOut> {
     match f(None, mode, keys) {
         Ok(v) => v.into_iter().map(WsOut::Text).collect(),
         Err(e) => {
